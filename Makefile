@@ -1,0 +1,59 @@
+# The README's two commands: `make reproduce` (PROFILE=quick by default) and `make test`.
+# Each brings up .venv and what it needs on first use, and is a quick no-op after.
+PYTHON ?= python3
+PROFILE ?= quick
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST_DEB := /usr/share/datasets/fashion-mnist
+
+.PHONY: help venv data test reproduce bench clean clean-cache
+
+help:
+	@echo "make reproduce [PROFILE=smoke|quick|paper]  run the experiments into results/<profile>/"
+	@echo "make test                                   unit tests of the library"
+	@echo "make bench                                  simulation cost against the ANN"
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
+	  { echo "error: $(PYTHON) is older than Python 3.10; run make PYTHON=python3.11 ..." >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt setuptools
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+venv: $(STAMP)
+
+# Fashion-MNIST: data/fashion-mnist, then Debian's package (installed here when root), else a
+# torchvision download at run time; the library says what it tried if all three fail.
+data:
+	@if ls data/fashion-mnist/t10k-labels-idx1-ubyte.gz $(FMNIST_DEB)/t10k-labels-idx1-ubyte.gz >/dev/null 2>&1 \
+	  || ls data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's dataset-fashion-mnist into $(FMNIST_DEB)"; \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null)) || \
+	  { echo "error: could not install dataset-fashion-mnist; see data/README.md" >&2; exit 1; }; \
+	else \
+	  echo "note: Fashion-MNIST is not in data/fashion-mnist nor $(FMNIST_DEB);"; \
+	  echo "      run 'sudo apt-get install dataset-fashion-mnist' or copy the four .gz files to data/fashion-mnist."; \
+	  echo "      Trying a torchvision download at run time."; \
+	fi
+
+test: $(STAMP)
+	$(PY) -m pytest tests
+
+reproduce: $(STAMP) data
+	$(PY) -c 'from negspike.profiles import load_profile; load_profile("$(PROFILE)")'
+	$(PY) scripts/net4_conversion.py --profile $(PROFILE)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_simulation.py
+
+clean-cache:
+	rm -rf data/cache
+
+clean:
+	rm -rf results _build

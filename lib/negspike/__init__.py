@@ -1,0 +1,27 @@
+"""negspike: ANN-to-SNN conversion for Leaky-ReLU networks with negative spikes.
+
+A small library under the book "A Fast and Accurate ANN-SNN Conversion Algorithm with
+Negative Spikes" (Wang, Zhu, Li). Modules: ``data``, ``models``, ``neurons``,
+``threshold``, ``convert``, ``simulate``, ``train``, ``cache``.
+"""
+from .convert import SNN, UnsupportedLayerError, convert, fold_bn
+from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, spike
+from .simulate import SimulationResult, simulate
+from .threshold import Thresholds, activation_thresholds
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SNN",
+    "UnsupportedLayerError",
+    "convert",
+    "fold_bn",
+    "IBTNeuron",
+    "IFNeuron",
+    "SignedIFNeuron",
+    "spike",
+    "SimulationResult",
+    "simulate",
+    "Thresholds",
+    "activation_thresholds",
+]

@@ -1,0 +1,204 @@
+"""Datasets as in-memory tensors: Fashion-MNIST, CIFAR-10 and synthetic stand-ins for tests.
+
+Fashion-MNIST is looked for in three places, in order:
+
+1. ``data/fashion-mnist/`` of this project (the four original ``*-idx?-ubyte.gz`` files),
+   or torchvision's layout ``data/FashionMNIST/raw/``;
+2. ``/usr/share/datasets/fashion-mnist`` (Debian's package ``dataset-fashion-mnist``);
+3. a torchvision download into ``data/`` (needs internet).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DATA_DIR",
+    "DEBIAN_FMNIST_DIR",
+    "DataUnavailableError",
+    "TensorLoader",
+    "load_fashion_mnist",
+    "load_cifar10",
+    "synthetic_dataset",
+    "load_dataset",
+]
+
+DATA_DIR = Path(os.environ.get("NEGSPIKE_DATA", Path(__file__).resolve().parents[2] / "data"))
+DEBIAN_FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+class DataUnavailableError(FileNotFoundError):
+    """A dataset is in none of the places the library looks in."""
+
+
+@dataclass
+class TensorLoader:
+    """Mini-batches from in-memory tensors (much faster than a DataLoader on a CPU).
+
+    With ``shuffle`` the order is drawn from a generator seeded with ``seed + epoch``,
+    where ``epoch`` counts the passes made so far, so runs are reproducible.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    batch_size: int = 256
+    shuffle: bool = False
+    seed: int = 0
+    epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.x) != len(self.y):
+            raise ValueError(f"x has {len(self.x)} samples but y has {len(self.y)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def __len__(self) -> int:
+        return (len(self.x) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.x)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(n, generator=g)
+        else:
+            order = None
+        self.epoch += 1
+        for i in range(0, n, self.batch_size):
+            if order is None:
+                yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
+            else:
+                idx = order[i : i + self.batch_size]
+                yield self.x[idx], self.y[idx]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    magic = int.from_bytes(raw[:4], "big")
+    ndim = magic & 0xFF
+    if magic >> 8 != 0x08 or ndim not in (1, 3):
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes (magic {magic:#x})")
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: {data.size} bytes for shape {dims}")
+    return data.reshape(dims)
+
+
+def fashion_mnist_dirs(root: Path | None = None) -> list[Path]:
+    """The folders searched for the four original files, in order."""
+    root = Path(root) if root is not None else DATA_DIR
+    return [root / "fashion-mnist", root / "FashionMNIST" / "raw", DEBIAN_FMNIST_DIR]
+
+
+def _find_fmnist(root: Path | None) -> Path | None:
+    for d in fashion_mnist_dirs(root):
+        if all((d / f).is_file() for pair in FMNIST_FILES.values() for f in pair):
+            return d
+    return None
+
+
+def load_fashion_mnist(split: str = "train", root: Path | None = None, download: bool = True, normalize: bool = True):
+    """Fashion-MNIST as ``(x, y)``: ``x`` float ``[N, 1, 28, 28]`` (normalised), ``y`` int64."""
+    if split not in FMNIST_FILES:
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    root = Path(root) if root is not None else DATA_DIR
+    folder = _find_fmnist(root)
+    if folder is None and download:
+        try:
+            import torchvision
+
+            torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
+            torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
+        except Exception as err:  # no internet, no torchvision, ...
+            reason = f"{type(err).__name__}: {err}"
+        else:
+            reason = ""
+        folder = _find_fmnist(root)
+    else:
+        reason = "download disabled"
+    if folder is None:
+        dirs = fashion_mnist_dirs(root)
+        raise DataUnavailableError(
+            "Fashion-MNIST not found. Tried:\n"
+            f"  1. {dirs[0]} (or {dirs[1]}): copy the four original *-ubyte.gz files there;\n"
+            f"  2. {dirs[2]}: run 'sudo apt-get install dataset-fashion-mnist' (Debian/Ubuntu);\n"
+            f"  3. torchvision download into {root}: needs internet ({reason or 'failed'})."
+        )
+    images, labels = (_read_idx(folder / f) for f in FMNIST_FILES[split])
+    x = torch.from_numpy(images.copy()).float().div_(255).unsqueeze(1)
+    if normalize:
+        x = (x - FMNIST_MEAN) / FMNIST_STD
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def load_cifar10(split: str = "train", root: Path | None = None, npz: str | Path | None = None, normalize: bool = True):
+    """CIFAR-10 as ``(x, y)``: ``x`` float ``[N, 3, 32, 32]`` (normalised), ``y`` int64.
+
+    ``npz`` (or the environment variable ``NEGSPIKE_CIFAR10_NPZ``) names an archive with
+    ``x_train, y_train, x_test, y_test`` uint8 arrays (HWC), used instead of torchvision.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
+    npz = npz or os.environ.get("NEGSPIKE_CIFAR10_NPZ")
+    if npz:
+        with np.load(npz) as arch:
+            images, labels = arch[f"x_{split}"], arch[f"y_{split}"]
+    else:
+        root = Path(root) if root is not None else DATA_DIR
+        try:
+            import torchvision
+
+            ds = torchvision.datasets.CIFAR10(str(root), train=split == "train", download=True)
+        except Exception as err:
+            raise DataUnavailableError(
+                f"CIFAR-10 could not be loaded with torchvision into {root} ({type(err).__name__}: {err}). "
+                "Without internet, pass npz=... or set NEGSPIKE_CIFAR10_NPZ to an archive with "
+                "x_train, y_train, x_test, y_test (for example ../shared/data/cifar10-jpeg.npz, a lossy JPEG copy)."
+            ) from err
+        images, labels = ds.data, np.asarray(ds.targets)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    if normalize:
+        x = (x - torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)) / torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    return x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
+
+
+def synthetic_dataset(shape: str = "fmnist", n: int = 512, num_classes: int = 10, seed: int = 0, noise: float = 1.0):
+    """Learnable random data shaped like Fashion-MNIST (``"fmnist"``) or CIFAR-10 (``"cifar10"``).
+
+    Each class has a fixed random template; a sample is its template plus Gaussian noise.
+    """
+    shapes = {"fmnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+    if shape not in shapes:
+        raise ValueError(f"unknown synthetic shape {shape!r}; choose one of {sorted(shapes)}")
+    g = torch.Generator().manual_seed(seed)
+    templates = torch.randn(num_classes, *shapes[shape], generator=torch.Generator().manual_seed(1234))
+    y = torch.randint(num_classes, (n,), generator=g)
+    x = templates[y] + noise * torch.randn(n, *shapes[shape], generator=g)
+    return x, y
+
+
+def load_dataset(name: str, split: str = "train", **kwargs):
+    """``"fashion_mnist"``, ``"cifar10"``, ``"synthetic_fmnist"`` or ``"synthetic_cifar10"``."""
+    if name == "fashion_mnist":
+        return load_fashion_mnist(split, **kwargs)
+    if name == "cifar10":
+        return load_cifar10(split, **kwargs)
+    if name in ("synthetic_fmnist", "synthetic_cifar10"):
+        n = kwargs.get("n", 2048 if split == "train" else 512)
+        return synthetic_dataset(name.split("_", 1)[1], n=n, seed=0 if split == "train" else 1)
+    raise ValueError(
+        f"unknown dataset {name!r}; choose 'fashion_mnist', 'cifar10', 'synthetic_fmnist' or 'synthetic_cifar10'"
+    )

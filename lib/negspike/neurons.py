@@ -1,0 +1,299 @@
+"""Spiking neurons: the IF neuron, the signed IF neuron with negative spikes, and IBT.
+
+Sign convention (the one the whole library uses; see DESIGN.md 4.1)
+------------------------------------------------------------------
+A signed neuron has two clipping thresholds measured or learned in the ANN,
+``theta_p > 0 > theta_n``, and the Leaky-ReLU slope ``alpha``. Its membrane ``v``
+integrates the input current ``z`` (in ANN units) each time step and then
+
+* fires a **positive** spike when ``v >= P_th`` with ``P_th = theta_p``, and subtracts ``P_th``;
+* fires a **negative** spike when ``v <= N_th`` with ``N_th = theta_n / alpha < 0``, and adds
+  ``|N_th|`` back.
+
+A positive spike reaches the next layer with magnitude ``theta_p``, a negative one with
+magnitude ``theta_n``, so the next layer keeps the ANN's weights. Relative to a positive
+spike, a negative one is weighted by ``|beta| = alpha * |N_th| / P_th = |theta_n| / theta_p``.
+For a constant input ``z`` the decoded output (spike magnitudes summed over ``T`` steps,
+divided by ``T``) converges to ``clip(LeakyReLU_alpha(z), theta_n, theta_p)`` with an error
+of at most ``max(theta_p, |theta_n|) / T`` (eq. 17 of the paper with consistent signs).
+
+The IBT neuron is the special case ``theta_n = -theta_p`` (``beta = 1``,
+``|N_th| = P_th / alpha``); the IF neuron has no negative threshold and decodes ReLU.
+
+Time folding: a neuron takes its input with time folded into the batch dimension,
+``[steps * batch, ...]`` (time-major), or a constant input ``[batch, ...]`` that is repeated
+at every step (the analog input current of the first layer). A converted network can so
+run each synaptic layer once for a whole chunk of time steps; only the neuron's own
+recurrence loops over time.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["spike", "SpikingNeuron", "IFNeuron", "SignedIFNeuron", "IBTNeuron"]
+
+
+class _SigmoidSurrogateSpike(torch.autograd.Function):
+    """Heaviside step forward; derivative of a sigmoid of slope ``kappa`` backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kappa: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.kappa = kappa
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        sg = torch.sigmoid(ctx.kappa * x)
+        return grad_out * ctx.kappa * sg * (1 - sg), None
+
+
+def spike(x: torch.Tensor, kappa: float = 6.7) -> torch.Tensor:
+    """Heaviside step ``H(x) = [x >= 0]`` with a sigmoid surrogate gradient (eq. 32).
+
+    The forward pass is the exact step; the backward pass returns
+    ``kappa * g * (1 - g)`` with ``g = sigmoid(kappa * x)``.
+    """
+    if kappa <= 0:
+        raise ValueError(f"kappa must be positive, got {kappa}")
+    return _SigmoidSurrogateSpike.apply(x, kappa)
+
+
+def _threshold(value: float | torch.Tensor, name: str) -> nn.Parameter:
+    t = torch.as_tensor(value, dtype=torch.float32).detach().clone()
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite, got {value}")
+    # A Parameter (frozen by default) so that calibration can choose to train it.
+    return nn.Parameter(t, requires_grad=False)
+
+
+class SpikingNeuron(nn.Module):
+    """Base class: membrane state, time folding and spike counting.
+
+    Subclasses define :meth:`fire`, which maps the membrane after integration to
+    ``(pos, neg)`` spike indicators (``neg`` may be ``None``), and the thresholds.
+
+    Before a forward pass the simulator sets ``steps`` (time steps in this chunk) and
+    ``batch``. The membrane persists across calls until :meth:`reset`, so a long
+    simulation can run in chunks of time steps.
+    """
+
+    def __init__(self, v_init: float = 0.0, kappa: float = 6.7) -> None:
+        super().__init__()
+        if not 0.0 <= v_init < 1.0:
+            raise ValueError(f"v_init is a fraction of P_th in [0, 1), got {v_init}")
+        self.v_init = float(v_init)
+        self.kappa = float(kappa)
+        self.steps = 1
+        self.batch: int | None = None
+        self.count_spikes = True
+        # Optional per-neuron initial membrane offset, added to v_init * P_th (calibration).
+        self.v0: nn.Parameter | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the membrane and the spike counts (call before each new input batch)."""
+        self.v: torch.Tensor | None = None
+        self.pos_spikes = 0
+        self.neg_spikes = 0
+        self.neuron_steps = 0  # neurons x samples x steps seen since reset
+
+    # thresholds (overridden)
+    p_th: torch.Tensor
+    n_th: torch.Tensor | None = None
+    pos_value: torch.Tensor
+    neg_value: torch.Tensor | None = None
+
+    def initial_membrane(self, like: torch.Tensor) -> torch.Tensor:
+        """``v(0) = v_init * P_th (+ v0 when set)``, broadcast to the shape of ``like``."""
+        v = torch.zeros_like(like)
+        if self.v_init:
+            v = v + self.v_init * self.p_th
+        if self.v0 is not None:
+            v = v + self.v0
+        return v
+
+    def _currents(self, x: torch.Tensor) -> torch.Tensor:
+        steps, batch = self.steps, self.batch
+        if steps < 1:
+            raise ValueError(f"number of time steps must be >= 1, got {steps}")
+        if batch is None:
+            batch = x.shape[0] // steps
+        if x.shape[0] == batch * steps:
+            return x.view(steps, batch, *x.shape[1:])
+        if x.shape[0] == batch:
+            return x.unsqueeze(0).expand(steps, *x.shape)
+        raise ValueError(
+            f"{type(self).__name__}: input batch {x.shape[0]} is neither batch={batch} "
+            f"nor steps*batch={steps * batch}"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cur = self._currents(x)
+        steps = cur.shape[0]
+        if self.v is None:
+            self.v = self.initial_membrane(cur[0])
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
+        scalar = self.p_th.dim() == 0 and (self.n_th is None or self.n_th.dim() == 0)
+        if needs_grad or not scalar or self.v0 is not None:
+            out = self._run_differentiable(cur)
+        else:
+            out = self._run_fast(cur)
+        if self.count_spikes:
+            with torch.no_grad():
+                self._count(out)
+        return out.reshape(steps * cur.shape[1], *cur.shape[2:])
+
+    def _run_differentiable(self, cur: torch.Tensor) -> torch.Tensor:
+        v = self.v
+        outs = []
+        for t in range(cur.shape[0]):
+            v = v + cur[t]
+            pos = spike(v - self.p_th, self.kappa)
+            out = pos * self.pos_value
+            reset = pos * self.p_th
+            if self.n_th is not None:
+                neg = spike(self.n_th - v, self.kappa)
+                out = out + neg * self.neg_value
+                reset = reset + neg * self.n_th
+            v = v - reset
+            outs.append(out)
+        self.v = v
+        return torch.stack(outs)
+
+    @torch.no_grad()
+    def _run_fast(self, cur: torch.Tensor) -> torch.Tensor:
+        """Same dynamics as :meth:`_run_differentiable`, in place and without autograd.
+
+        The neuron is memory bound, so each step is seven in-place passes over
+        preallocated float buffers; thresholds are Python scalars here.
+        """
+        p_th, pv = self.p_th.item(), self.pos_value.item()
+        signed = self.n_th is not None
+        if signed:
+            n_th, nv = self.n_th.item(), self.neg_value.item()
+        v = self.v.clone()
+        out = torch.empty_like(cur)
+        pos = torch.empty_like(v)
+        neg = torch.empty_like(v) if signed else None
+        for t in range(cur.shape[0]):
+            v.add_(cur[t])
+            torch.ge(v, p_th, out=pos)
+            torch.mul(pos, pv, out=out[t])
+            v.sub_(pos, alpha=p_th)
+            if signed:
+                torch.le(v, n_th, out=neg)  # v >= 0 here after a positive spike
+                out[t].add_(neg, alpha=nv)
+                v.sub_(neg, alpha=n_th)
+        self.v = v
+        return out
+
+    def _count(self, out: torch.Tensor) -> None:
+        """Add this chunk's positive and negative spikes to the counters."""
+        total = int(torch.count_nonzero(out))
+        if self.n_th is None:
+            self.pos_spikes += total
+        elif self.pos_value.dim() == 0 and self.neg_value.dim() == 0:
+            # sum(out) = P*pv + N*nv and P + N = total: two fast read-only reductions
+            # instead of two boolean passes over the chunk.
+            pv, nv = self.pos_value.item(), self.neg_value.item()
+            pos = round((out.sum().item() - nv * total) / (pv - nv))
+            self.pos_spikes += pos
+            self.neg_spikes += total - pos
+        else:
+            pos = int(torch.count_nonzero(out > 0))
+            self.pos_spikes += pos
+            self.neg_spikes += total - pos
+        self.neuron_steps += out.numel()
+
+
+class IFNeuron(SpikingNeuron):
+    """Integrate-and-fire neuron with soft reset (eqs. 1-3): decodes ``clip(ReLU(z), 0, theta)``."""
+
+    def __init__(self, theta: float | torch.Tensor, v_init: float = 0.0, kappa: float = 6.7) -> None:
+        super().__init__(v_init=v_init, kappa=kappa)
+        self.theta = _threshold(theta, "theta")
+        if (self.theta <= 0).any():
+            raise ValueError(f"IF threshold must be > 0, got {theta}")
+
+    @property
+    def p_th(self) -> torch.Tensor:
+        return self.theta
+
+    @property
+    def pos_value(self) -> torch.Tensor:
+        return self.theta
+
+    def extra_repr(self) -> str:
+        return f"theta={self.theta.tolist()}, v_init={self.v_init}"
+
+
+class SignedIFNeuron(SpikingNeuron):
+    """Signed IF neuron with an adjustable negative threshold (the paper's neuron).
+
+    Decodes ``clip(LeakyReLU_alpha(z), theta_n, theta_p)``. ``P_th = theta_p``,
+    ``N_th = theta_n / alpha``; a negative spike carries ``theta_n`` downstream, i.e. it is
+    weighted by ``|beta| = alpha |N_th| / P_th`` relative to a positive one.
+    """
+
+    def __init__(
+        self,
+        theta_p: float | torch.Tensor,
+        theta_n: float | torch.Tensor,
+        alpha: float,
+        v_init: float = 0.0,
+        kappa: float = 6.7,
+    ) -> None:
+        super().__init__(v_init=v_init, kappa=kappa)
+        if not 0.0 < alpha < 1.0:
+            raise ValueError(f"Leaky-ReLU slope alpha must lie in (0, 1), got {alpha}")
+        self.alpha = float(alpha)
+        self.theta_p = _threshold(theta_p, "theta_p")
+        self.theta_n = _threshold(theta_n, "theta_n")
+        if (self.theta_p <= 0).any():
+            raise ValueError(f"theta_p must be > 0, got {theta_p}")
+        if (self.theta_n >= 0).any():
+            raise ValueError(f"theta_n must be < 0 (the negative clipping threshold), got {theta_n}")
+
+    @property
+    def p_th(self) -> torch.Tensor:
+        return self.theta_p
+
+    @property
+    def n_th(self) -> torch.Tensor:
+        return self.theta_n / self.alpha
+
+    @property
+    def pos_value(self) -> torch.Tensor:
+        return self.theta_p
+
+    @property
+    def neg_value(self) -> torch.Tensor:
+        return self.theta_n
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """|beta| = alpha |N_th| / P_th: weight of a negative spike relative to a positive one."""
+        return self.alpha * self.n_th.abs() / self.p_th
+
+    def extra_repr(self) -> str:
+        return (
+            f"theta_p={self.theta_p.tolist()}, theta_n={self.theta_n.tolist()}, "
+            f"alpha={self.alpha}, v_init={self.v_init}"
+        )
+
+
+class IBTNeuron(SignedIFNeuron):
+    """Signed neuron with imbalanced threshold (Kim et al. 2020): ``theta_n = -theta_p``.
+
+    Then ``beta = 1`` and ``|N_th| = P_th / alpha``: a negative spike needs ``1/alpha``
+    times more charge than a positive one, so negative values are resolved slowly.
+    """
+
+    def __init__(self, theta_p: float | torch.Tensor, alpha: float, v_init: float = 0.0, kappa: float = 6.7) -> None:
+        theta_p = torch.as_tensor(theta_p, dtype=torch.float32)
+        super().__init__(theta_p, -theta_p, alpha, v_init=v_init, kappa=kappa)

@@ -1,0 +1,196 @@
+"""Simulate a converted SNN once up to ``T_max`` and read off every ``T <= T_max``."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .convert import SNN
+from .data import TensorLoader
+from .neurons import SpikingNeuron
+from .train import select_device
+
+__all__ = ["SimulationResult", "simulate", "count_macs", "fanouts"]
+
+
+@dataclass
+class SimulationResult:
+    """Accuracy at every T, and spike statistics over the whole simulation.
+
+    ``accuracy[t-1]`` is the top-1 accuracy when the readout is averaged over the first
+    ``t`` steps. ``layers`` has one row per spiking layer: positive and negative spikes
+    per neuron per time step (firing rates), and spikes per image over ``T_max`` steps.
+    ``synops_per_image`` counts the synaptic additions the spikes trigger over ``T_max``
+    steps, plus the first layer's MACs (its analog input is computed once);
+    ``ann_macs_per_image`` is the ANN's multiply-accumulate count for one image.
+    """
+
+    T_max: int
+    accuracy: np.ndarray
+    layers: pd.DataFrame
+    synops_per_image: float
+    ann_macs_per_image: float
+    images: int
+    seconds: float
+    extra: dict = field(default_factory=dict)
+
+    def at(self, T: int) -> float:
+        """Accuracy with ``T`` time steps."""
+        if not 1 <= T <= self.T_max:
+            raise ValueError(f"T must lie in [1, {self.T_max}], got {T}")
+        return float(self.accuracy[T - 1])
+
+    def table(self, Ts=None) -> pd.DataFrame:
+        """Tidy table ``T, snn_acc`` for the chosen ``Ts`` (default: all)."""
+        Ts = list(range(1, self.T_max + 1)) if Ts is None else [t for t in Ts if t <= self.T_max]
+        return pd.DataFrame({"T": Ts, "snn_acc": [self.at(t) for t in Ts]})
+
+
+def count_macs(model: nn.Module, sample: torch.Tensor) -> dict[str, dict]:
+    """Per Conv2d/Linear layer, in execution order: MACs and input size for one image."""
+    info: dict[str, dict] = {}
+    names = {m: n for n, m in model.named_modules()}
+
+    def hook(m, inp, out):
+        x = inp[0]
+        if isinstance(m, nn.Conv2d):
+            per_out = m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        else:
+            per_out = m.in_features
+        info[names[m]] = {
+            "macs": out[0].numel() * per_out,
+            "in_numel": x[0].numel(),
+        }
+
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    try:
+        with torch.no_grad():
+            model(sample[:1])
+    finally:
+        for h in hs:
+            h.remove()
+    return info
+
+
+def fanouts(snn: SNN, sample: torch.Tensor) -> tuple[dict[str, float], float, float]:
+    """Mean fan-out of each spiking layer, the first layer's MACs, and the ANN's MACs.
+
+    A spike of layer ``l`` triggers, on average, ``MACs / input size`` additions in the
+    first synaptic layer that runs after ``l`` (average pooling routes each spike to one
+    pooled position). Residual shortcuts that skip a synaptic layer are not counted.
+    """
+    order: list[tuple[str, str]] = []
+    names = {m: n for n, m in snn.net.named_modules()}
+
+    def mark(kind):
+        def fn(m, inp, out):
+            order.append((kind, names[m]))
+
+        return fn
+
+    hs = []
+    for m in snn.net.modules():
+        if isinstance(m, SpikingNeuron):
+            hs.append(m.register_forward_hook(mark("neuron")))
+        elif isinstance(m, (nn.Conv2d, nn.Linear)):
+            hs.append(m.register_forward_hook(mark("syn")))
+    try:
+        with torch.no_grad():
+            snn.reset()
+            snn(sample[:1], 1)
+            snn.reset()
+    finally:
+        for h in hs:
+            h.remove()
+    macs = count_macs(snn.net, sample)
+    fan: dict[str, float] = {}
+    for i, (kind, name) in enumerate(order):
+        if kind != "neuron":
+            continue
+        nxt = next((n for k, n in order[i + 1 :] if k == "syn"), None)
+        fan[name] = macs[nxt]["macs"] / macs[nxt]["in_numel"] if nxt else 0.0
+    first = next(n for k, n in order if k == "syn")
+    return fan, float(macs[first]["macs"]), float(sum(v["macs"] for v in macs.values()))
+
+
+@torch.no_grad()
+def simulate(
+    snn: SNN,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    T_max: int,
+    batch_size: int = 256,
+    chunk: int = 8,
+    device="auto",
+    progress: bool = True,
+) -> SimulationResult:
+    """Run ``snn`` for ``T_max`` steps on ``(x, y)`` once, in chunks of ``chunk`` steps.
+
+    Returns the accuracy at every ``T <= T_max``, firing rates per layer (positive and
+    negative spikes separately) and synaptic operations.
+    """
+    if not isinstance(T_max, int) or T_max < 1:
+        raise ValueError(f"T_max must be a positive integer, got {T_max!r}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    device = select_device(device)
+    snn.eval().to(device)
+    neurons = snn.neurons
+    fan, first_macs, ann_macs = fanouts(snn, x[:1].to(device))
+    correct = torch.zeros(T_max, dtype=torch.long)
+    pos = {n: 0 for n in neurons}
+    neg = {n: 0 for n in neurons}
+    steps_seen = {n: 0 for n in neurons}
+    start = time.perf_counter()
+    loader = TensorLoader(x, y, batch_size)
+    for xb, yb in tqdm(loader, desc=f"simulate T<={T_max}", disable=not progress, leave=False):
+        xb, yb = xb.to(device), yb.to(device)
+        snn.reset()
+        acc_out = None
+        t0 = 0
+        while t0 < T_max:
+            steps = min(chunk, T_max - t0)
+            out = snn(xb, steps)  # [steps, B, C]
+            run = out.cumsum(0)
+            if acc_out is not None:
+                run += acc_out
+            acc_out = run[-1]
+            correct[t0 : t0 + steps] += (run.argmax(-1) == yb).sum(1).cpu()
+            t0 += steps
+        for n, m in neurons.items():
+            pos[n] += m.pos_spikes
+            neg[n] += m.neg_spikes
+            steps_seen[n] += m.neuron_steps
+    seconds = time.perf_counter() - start
+    images = len(y)
+    rows = []
+    synops = first_macs
+    for n in neurons:
+        p_rate = pos[n] / steps_seen[n]
+        n_rate = neg[n] / steps_seen[n]
+        spikes_per_image = (pos[n] + neg[n]) / images
+        synops += spikes_per_image * fan[n]
+        rows.append(
+            {
+                "layer": n,
+                "pos_rate": p_rate,
+                "neg_rate": n_rate,
+                "rate": p_rate + n_rate,
+                "spikes_per_image": spikes_per_image,
+                "neurons": steps_seen[n] // (images * T_max),
+            }
+        )
+    return SimulationResult(
+        T_max=T_max,
+        accuracy=(correct.double() / images).numpy(),
+        layers=pd.DataFrame(rows),
+        synops_per_image=synops,
+        ann_macs_per_image=ann_macs,
+        images=images,
+        seconds=seconds,
+    )
