@@ -127,3 +127,25 @@ def test_non_positive_steps_raise():
     n.steps, n.batch = 0, 4
     with pytest.raises(ValueError, match="time steps"):
         n(torch.zeros(4))
+
+
+@pytest.mark.parametrize("make", [lambda: SignedIFNeuron(1.0, -0.3, 0.1, kappa=3.0), lambda: IFNeuron(0.8, kappa=5.0)])
+def test_written_out_bptt_equals_autograd_through_the_steps(make):
+    torch.manual_seed(2)
+    T, B = 9, 6
+    cur = (torch.randn(T * B, 4) * 1.5).requires_grad_(True)
+    weights = torch.randn(T, B, 4)
+    grads, outs = [], []
+    for path in ("_run_differentiable", "_run_autograd"):
+        n = make()
+        n.v0 = torch.nn.Parameter(torch.zeros(B, 4) + 0.1)
+        n.steps, n.batch = T, B
+        n.v = n.initial_membrane(cur.view(T, B, 4)[0])
+        out = getattr(n, path)(cur.view(T, B, 4))
+        loss = (out * weights).sum() + (n.v ** 2).sum()
+        grads.append(torch.autograd.grad(loss, [cur, n.v0]))
+        outs.append(out.detach())
+    assert torch.equal(outs[0], outs[1])
+    assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
+    assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
+    assert grads[0][0].abs().sum() > 0

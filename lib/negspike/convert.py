@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, SpikingNeuron
-from .threshold import Thresholds, activation_layers
+from .threshold import Thresholds, activation_layers, learned_thresholds
 
 __all__ = ["UnsupportedLayerError", "fold_bn", "convert", "SNN", "NEURONS"]
 
@@ -73,10 +73,10 @@ def fold_bn(model: nn.Module) -> nn.Module:
     return model
 
 
-def _make_neuron(kind: str, act: nn.Module, th: Thresholds, alpha: float | None, v_init: float) -> SpikingNeuron:
-    if isinstance(act, nn.ReLU) or (kind == "if"):
+def _make_neuron(kind: str, act: nn.Module, th: Thresholds, v_init: float) -> SpikingNeuron:
+    slope = act.negative_slope if isinstance(act, nn.LeakyReLU) else getattr(act, "alpha", 0.0)
+    if not slope or kind == "if":
         return IFNeuron(th.theta_p, v_init=v_init)
-    slope = getattr(act, "negative_slope", None) or getattr(act, "alpha", None) or alpha
     if kind == "ibt":
         return IBTNeuron(th.theta_p, slope, v_init=v_init)
     if th.theta_n is None:
@@ -133,14 +133,15 @@ def _check_convertible(model: nn.Module) -> None:
 
 def convert(
     ann: nn.Module,
-    thresholds: dict[str, Thresholds],
+    thresholds: dict[str, Thresholds] | None = None,
     neuron: str = "signed",
     v_init: float = 0.0,
 ) -> SNN:
     """Convert ``ann`` into an :class:`SNN`.
 
     ``thresholds`` maps each activation's qualified name to its :class:`Thresholds`
-    (from :func:`negspike.threshold.activation_thresholds`, or learned by clipping layers).
+    (from :func:`negspike.threshold.activation_thresholds`); when omitted, the thresholds
+    learned by the model's :class:`~negspike.threshold.TrainableClip` layers are used.
     ``neuron``: ``"signed"`` (the paper's neuron: ``P_th = theta_p``, ``N_th = theta_n/alpha``),
     ``"ibt"`` (``theta_n = -theta_p``) or ``"if"`` (no negative spikes). ReLU activations
     always become IF neurons. ``v_init`` sets the initial membrane to ``v_init * P_th``.
@@ -148,6 +149,8 @@ def convert(
     """
     if neuron not in NEURONS:
         raise ValueError(f"unknown neuron {neuron!r}; choose one of {NEURONS}")
+    if thresholds is None:
+        thresholds = learned_thresholds(ann)
     net = fold_bn(ann)
     _check_convertible(net)
     acts = activation_layers(net)
@@ -160,7 +163,7 @@ def convert(
             th = Thresholds(*th)
         parent_name, _, child = name.rpartition(".")
         parent = net.get_submodule(parent_name) if parent_name else net
-        setattr(parent, child, _make_neuron(neuron, act, th, None, v_init))
+        setattr(parent, child, _make_neuron(neuron, act, th, v_init))
     for p in net.parameters():
         p.requires_grad_(False)
     return SNN(net)

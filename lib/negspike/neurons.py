@@ -61,6 +61,58 @@ def spike(x: torch.Tensor, kappa: float = 6.7) -> torch.Tensor:
     return _SigmoidSurrogateSpike.apply(x, kappa)
 
 
+class _SignedBPTT(torch.autograd.Function):
+    """The whole recurrence of an (optionally signed) IF neuron over ``T`` steps, with BPTT.
+
+    Same dynamics and surrogate gradients as the step-by-step autograd loop, but the
+    forward pass runs in place and the backward pass is written out, which saves most of
+    the memory traffic of a generic autograd graph. Thresholds are fixed scalars here.
+    """
+
+    @staticmethod
+    def forward(ctx, cur, v, p_th, n_th, pv, nv, kappa):
+        steps = cur.shape[0]
+        v = v.detach().clone()
+        out = torch.empty_like(cur)
+        u_all = torch.empty_like(cur)
+        pos = torch.empty_like(v)
+        neg = torch.empty_like(v) if n_th is not None else None
+        for t in range(steps):
+            v.add_(cur[t])
+            u_all[t].copy_(v)
+            torch.ge(v, p_th, out=pos)
+            torch.mul(pos, pv, out=out[t])
+            v.sub_(pos, alpha=p_th)
+            if neg is not None:
+                torch.le(v, n_th, out=neg)
+                out[t].add_(neg, alpha=nv)
+                v.sub_(neg, alpha=n_th)
+        ctx.save_for_backward(u_all)
+        ctx.consts = (p_th, n_th, pv, nv, kappa)
+        return out, v
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_v):
+        (u_all,) = ctx.saved_tensors
+        p_th, n_th, pv, nv, kappa = ctx.consts
+        gv = torch.zeros_like(u_all[0]) if grad_v is None else grad_v.clone()
+        grad_out = torch.zeros_like(u_all) if grad_out is None else grad_out
+        grad_cur = torch.empty_like(u_all)
+        for t in range(u_all.shape[0] - 1, -1, -1):
+            u = u_all[t]
+            sp = torch.sigmoid(kappa * (u - p_th))
+            gp = kappa * sp * (1 - sp)  # d pos / d u
+            # d out / d u = pv gp (- nv gn);  d v_t / d u = 1 - P_th gp (+ N_th gn)
+            du = grad_out[t] * pv * gp + gv * (1 - p_th * gp)
+            if n_th is not None:
+                sn = torch.sigmoid(kappa * (n_th - u))
+                gn = kappa * sn * (1 - sn)  # -(d neg / d u)
+                du = du - grad_out[t] * nv * gn + gv * (n_th * gn)
+            grad_cur[t] = du
+            gv = du
+        return grad_cur, gv, None, None, None, None, None
+
+
 def _threshold(value: float | torch.Tensor, name: str) -> nn.Parameter:
     t = torch.as_tensor(value, dtype=torch.float32).detach().clone()
     if not torch.isfinite(t).all():
@@ -149,6 +201,16 @@ class SpikingNeuron(nn.Module):
         return out.reshape(steps * cur.shape[1], *cur.shape[2:])
 
     def _run_differentiable(self, cur: torch.Tensor) -> torch.Tensor:
+        fixed = not any(p.requires_grad for p in (self.p_th, self.pos_value))
+        if fixed and self.p_th.dim() == 0 and (self.n_th is None or self.n_th.dim() == 0):
+            n_th = self.n_th.item() if self.n_th is not None else None
+            nv = self.neg_value.item() if self.n_th is not None else None
+            out, self.v = _SignedBPTT.apply(cur, self.v, self.p_th.item(), n_th, self.pos_value.item(), nv, self.kappa)
+            return out
+        return self._run_autograd(cur)
+
+    def _run_autograd(self, cur: torch.Tensor) -> torch.Tensor:
+        """Step-by-step autograd through the dynamics (thresholds may be trained)."""
         v = self.v
         outs = []
         for t in range(cur.shape[0]):

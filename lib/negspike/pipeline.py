@@ -9,9 +9,10 @@ from torch import nn
 from .cache import cached
 from .data import load_dataset
 from .models import build_model
+from .threshold import Thresholds, activation_layers
 from .train import evaluate_ann, seed_everything, train_ann
 
-__all__ = ["ANNConfig", "load_split", "trained_ann"]
+__all__ = ["ANNConfig", "ThresholdConfig", "load_split", "trained_ann", "variance_finetuned_ann", "clipped_ann"]
 
 
 @dataclass(frozen=True)
@@ -70,5 +71,94 @@ def trained_ann(cfg: ANNConfig, device="auto", progress: bool = True) -> tuple[n
 
     blob = cached("ann", asdict(cfg), build)
     model = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    """Settings of threshold optimisation: variance-penalty fine-tuning, then trainable clipping."""
+
+    vp_epochs: int = 3
+    vp_lr: float = 2e-4
+    vp_weight: float = 0.1  # lambda1 = vp_weight * |CE| / eta (eq. 31)
+    vp_eps: float = 1e-3
+    clip_epochs: int = 3
+    clip_lr: float = 5e-4
+    clip_l2: float = 1e-3  # weight of sum theta_p^2 + theta_n^2 (eq. 24)
+    clip_percentile: float = 99.9  # initial thresholds
+    use_variance_penalty: bool = True
+
+
+def _finetune_record(model, history, cfg: ANNConfig, device) -> dict:
+    test_acc = evaluate_ann(model, *load_split(cfg.dataset, "test"), device=device)
+    return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history, "test_acc": test_acc}
+
+
+def variance_finetuned_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bool = True):
+    """The trained ANN fine-tuned with the variance penalty (cached). Returns ``(model, record)``."""
+    from .threshold import VariancePenalty
+
+    def build():
+        model, _ = trained_ann(cfg, device, progress)
+        seed_everything(cfg.seed + 1)
+        vp = VariancePenalty(model, eps=th.vp_eps, weight=th.vp_weight, use_bn=cfg.model != "net4")
+        etas = []
+
+        def extra(m, logits, ce):
+            out = vp(m, logits, ce)
+            etas.append(vp.last)
+            return out
+
+        history = train_ann(model, load_split(cfg.dataset, "train", cfg.train_subset, cfg.seed), th.vp_epochs,
+                            lr=th.vp_lr, batch_size=cfg.batch_size, seed=cfg.seed + 1, device=device,
+                            extra_loss=extra, step_name="variance penalty", progress=progress)
+        vp.remove()
+        per_batch = len(etas) // max(1, th.vp_epochs)
+        for i, h in enumerate(history):  # mean eta per layer over each epoch
+            chunk = etas[i * per_batch : (i + 1) * per_batch]
+            h.update({f"eta_{k}": sum(e[k] for e in chunk) / len(chunk) for k in chunk[0]})
+        return _finetune_record(model, history, cfg, device)
+
+    key = {"ann": asdict(cfg), "vp": {k: v for k, v in asdict(th).items() if k.startswith("vp_")}}
+    blob = cached("vp", key, build)
+    model = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}
+
+
+def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bool = True):
+    """The (variance-fine-tuned) ANN with trainable clipping layers, trained with L2 on them (cached)."""
+    from .threshold import activation_thresholds, add_clipping, clip_l2, TrainableClip
+
+    def base():
+        if th.use_variance_penalty:
+            return variance_finetuned_ann(cfg, th, device, progress)[0]
+        return trained_ann(cfg, device, progress)[0]
+
+    def make(model):
+        x = load_split(cfg.dataset, "train", cfg.train_subset, cfg.seed)[0]
+        return add_clipping(model, activation_thresholds(model, x, "percentile", th.clip_percentile))
+
+    def build():
+        model = make(base())
+        seed_everything(cfg.seed + 2)
+
+        def project(m):
+            for c in m.modules():
+                if isinstance(c, TrainableClip):
+                    c.project_()
+
+        history = train_ann(model, load_split(cfg.dataset, "train", cfg.train_subset, cfg.seed), th.clip_epochs,
+                            lr=th.clip_lr, batch_size=cfg.batch_size, seed=cfg.seed + 2, device=device,
+                            extra_loss=lambda m, logits, ce: th.clip_l2 * clip_l2(m), post_step=project,
+                            step_name="clipping", progress=progress)
+        return _finetune_record(model, history, cfg, device)
+
+    key = {"ann": asdict(cfg), "threshold": asdict(th)}
+    blob = cached("clip", key, build)
+    plain = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
+    placeholder = Thresholds(1.0, -1.0 if cfg.activation == "leaky" else None)
+    model = add_clipping(plain, {n: placeholder for n in activation_layers(plain)})  # shapes only
     model.load_state_dict(blob["state_dict"])
     return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}

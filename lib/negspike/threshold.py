@@ -8,7 +8,21 @@ from torch import nn
 
 from .data import TensorLoader
 
-__all__ = ["Thresholds", "is_activation", "activation_layers", "activation_thresholds"]
+__all__ = [
+    "Thresholds",
+    "is_activation",
+    "activation_layers",
+    "activation_thresholds",
+    "channel_values",
+    "layer_statistics",
+    "variance_penalty",
+    "bn_variance_penalty",
+    "VariancePenalty",
+    "TrainableClip",
+    "add_clipping",
+    "clip_l2",
+    "learned_thresholds",
+]
 
 
 @dataclass(frozen=True)
@@ -110,3 +124,225 @@ def activation_thresholds(
             tn = -1e-3 * tp
         result[name] = Thresholds(tp, tn if signed else None)
     return result
+
+
+# ---------------------------------------------------------------------------
+# Per-channel statistics and tail length
+# ---------------------------------------------------------------------------
+
+
+def channel_values(a: torch.Tensor) -> torch.Tensor:
+    """Rearrange activations ``[B, C, ...]`` (or ``[B, N]``) to ``[C, samples]``: one row per channel.
+
+    For convolutional layers a channel pools batch and positions; for linear layers each
+    neuron is its own channel.
+    """
+    if a.dim() < 2:
+        raise ValueError(f"expected activations of shape [batch, channels, ...], got {tuple(a.shape)}")
+    return a.transpose(0, 1).reshape(a.shape[1], -1)
+
+
+@torch.no_grad()
+def layer_statistics(
+    model: nn.Module, x: torch.Tensor, batch_size: int = 1000, bins: int = 201, max_values: int = 1_000_000, seed: int = 0
+) -> dict[str, dict]:
+    """Activation statistics per layer on inputs ``x``.
+
+    For each activation layer: ``max`` and ``min`` output, per-channel maximum magnitude
+    (``channel_max``, a ``[C]`` tensor), a random ``sample`` of at most ``max_values``
+    outputs (for histograms and percentiles), and ``tail`` = max |a| / 99th percentile of
+    |a|: how far the rarest values reach beyond the bulk (1 for no tail).
+    """
+    layers = activation_layers(model)
+    g = torch.Generator().manual_seed(seed)
+    st = {n: {"max": -float("inf"), "min": float("inf"), "channel_max": None, "sample": []} for n in layers}
+    keep = max_values / max(1, len(x))
+
+    def hook(name):
+        def fn(_m, _i, out):
+            s = st[name]
+            a = out.detach().float().cpu()
+            s["max"] = max(s["max"], float(a.max()))
+            s["min"] = min(s["min"], float(a.min()))
+            cm = channel_values(a).abs().amax(1)
+            s["channel_max"] = cm if s["channel_max"] is None else torch.maximum(s["channel_max"], cm)
+            flat = a.flatten()
+            pick = torch.rand(flat.numel(), generator=g) < min(1.0, keep * len(a) / flat.numel())
+            s["sample"].append(flat[pick])
+
+        return fn
+
+    hs = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+    was = model.training
+    model.eval()
+    try:
+        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
+            model(xb)
+    finally:
+        for h in hs:
+            h.remove()
+        model.train(was)
+    for s in st.values():
+        s["sample"] = torch.cat(s["sample"])
+        mags = s["sample"].abs()
+        p99 = float(torch.quantile(mags[:16_000_000], 0.99)) if mags.numel() else 0.0
+        s["tail"] = max(abs(s["max"]), abs(s["min"])) / p99 if p99 > 0 else float("inf")
+    return st
+
+
+# ---------------------------------------------------------------------------
+# Variance penalty (eqs. 23 and 31)
+# ---------------------------------------------------------------------------
+
+
+def variance_penalty(a: torch.Tensor, eps: float = 1e-3, magnitude: bool = True) -> torch.Tensor:
+    """``eta = mean over channels of sigma^3 / (|m| + eps)^3`` (eq. 23).
+
+    ``a`` is ``[B, C, ...]`` or ``[B, N]``; sigma and m are each channel's standard
+    deviation and mean. With ``magnitude=True`` (the default for activations) they are
+    taken of ``|a|``: Leaky-ReLU outputs are signed, and a channel whose signed mean is
+    near zero would make eta explode and the penalty chase the mean instead of the tail.
+    ``eta`` is invariant to scaling ``a`` (up to ``eps``) and grows with tail length.
+    """
+    v = channel_values(a)
+    if magnitude:
+        v = v.abs()
+    m = v.mean(1)
+    sigma = v.std(1, unbiased=False)
+    return (sigma / (m.abs() + eps)).pow(3).mean()
+
+
+def bn_variance_penalty(bn: nn.modules.batchnorm._BatchNorm, eps: float = 1e-3) -> torch.Tensor:
+    """eta read from batch norm parameters: sigma = |gamma|, m = beta of each channel.
+
+    In training mode a BN layer's output has exactly these per-channel statistics, so this
+    agrees with ``variance_penalty(bn_output, eps, magnitude=False)``.
+    """
+    return (bn.weight.abs() / (bn.bias.abs() + eps)).pow(3).mean()
+
+
+class VariancePenalty:
+    """Collects activation outputs during the forward pass and returns ``lambda1 * eta``.
+
+    Use as ``extra_loss`` of :func:`negspike.train.train_ann`. ``eta`` averages the
+    per-layer penalties; ``lambda1 = weight * |CE| / eta`` is computed detached (eq. 31),
+    so the penalty's value is always ``weight * CE`` and only its direction is learned.
+    With ``use_bn=True`` eta is read from the BatchNorm layers instead (VGG, ResNet).
+    """
+
+    def __init__(self, model: nn.Module, eps: float = 1e-3, weight: float = 0.1, use_bn: bool = False) -> None:
+        self.eps, self.weight, self.use_bn = eps, weight, use_bn
+        self.outputs: dict[str, torch.Tensor] = {}
+        self.last: dict[str, float] = {}
+        self.handles = []
+        if use_bn:
+            self.bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+            if not self.bns:
+                raise ValueError("use_bn=True but the model has no BatchNorm layers")
+        else:
+            for name, m in activation_layers(model).items():
+                self.handles.append(m.register_forward_hook(self._store(name)))
+
+    def _store(self, name):
+        def fn(_m, _i, out):
+            self.outputs[name] = out
+
+        return fn
+
+    def etas(self) -> dict[str, torch.Tensor]:
+        if self.use_bn:
+            return {n: bn_variance_penalty(m, self.eps) for n, m in self.bns.items()}
+        return {n: variance_penalty(a, self.eps) for n, a in self.outputs.items()}
+
+    def __call__(self, model: nn.Module, logits: torch.Tensor, ce: torch.Tensor) -> torch.Tensor:
+        etas = self.etas()
+        eta = torch.stack(list(etas.values())).mean()
+        self.last = {n: e.item() for n, e in etas.items()}
+        lam = (self.weight * ce.abs() / eta).detach()
+        self.outputs = {}
+        return lam * eta
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+
+
+# ---------------------------------------------------------------------------
+# Trainable clipping (Ho and Chang 2021; eq. 24)
+# ---------------------------------------------------------------------------
+
+
+class TrainableClip(nn.Module):
+    """``clamp(LeakyReLU_alpha(z), theta_n, theta_p)`` with ``theta_p``, ``theta_n`` trainable.
+
+    ``alpha = 0`` gives a clipped ReLU (no ``theta_n``). The gradient reaches a threshold
+    only from the values it clips. Call :meth:`project_` after each optimiser step to
+    keep ``theta_p > 0 > theta_n``.
+    """
+
+    def __init__(self, alpha: float, theta_p: float, theta_n: float | None = None, min_abs: float = 1e-3) -> None:
+        super().__init__()
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"alpha must lie in [0, 1), got {alpha}")
+        self.alpha = float(alpha)
+        self.min_abs = float(min_abs)
+        Thresholds(theta_p, theta_n if alpha > 0 else None)  # validates signs
+        self.theta_p = nn.Parameter(torch.tensor(float(theta_p)))
+        self.theta_n = nn.Parameter(torch.tensor(float(theta_n))) if alpha > 0 else None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        a = nn.functional.leaky_relu(z, self.alpha) if self.alpha > 0 else torch.relu(z)
+        a = torch.minimum(a, self.theta_p)
+        if self.theta_n is not None:
+            a = torch.maximum(a, self.theta_n)
+        return a
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        self.theta_p.clamp_(min=self.min_abs)
+        if self.theta_n is not None:
+            self.theta_n.clamp_(max=-self.min_abs)
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(self.theta_p.item(), self.theta_n.item() if self.theta_n is not None else None)
+
+    def extra_repr(self) -> str:
+        tn = f"{self.theta_n.item():.4g}" if self.theta_n is not None else None
+        return f"alpha={self.alpha}, theta_p={self.theta_p.item():.4g}, theta_n={tn}"
+
+
+def add_clipping(model: nn.Module, thresholds: dict[str, Thresholds]) -> nn.Module:
+    """A copy of ``model`` with every ReLU / Leaky ReLU replaced by a :class:`TrainableClip`."""
+    import copy
+
+    model = copy.deepcopy(model)
+    for name, act in activation_layers(model).items():
+        if isinstance(act, TrainableClip):
+            continue
+        th = thresholds[name]
+        alpha = act.negative_slope if isinstance(act, nn.LeakyReLU) else 0.0
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, child, TrainableClip(alpha, th.theta_p, th.theta_n if alpha > 0 else None))
+    return model
+
+
+def clip_l2(model: nn.Module) -> torch.Tensor:
+    """``sum over clipping layers of theta_p^2 + theta_n^2`` (eq. 24)."""
+    terms = []
+    for m in model.modules():
+        if isinstance(m, TrainableClip):
+            terms.append(m.theta_p.pow(2))
+            if m.theta_n is not None:
+                terms.append(m.theta_n.pow(2))
+    if not terms:
+        raise ValueError("the model has no TrainableClip layers")
+    return torch.stack(terms).sum()
+
+
+def learned_thresholds(model: nn.Module) -> dict[str, Thresholds]:
+    """Thresholds of every :class:`TrainableClip` layer, by qualified name."""
+    th = {n: m.thresholds() for n, m in model.named_modules() if isinstance(m, TrainableClip)}
+    if not th:
+        raise ValueError("the model has no TrainableClip layers; use activation_thresholds instead")
+    return th

@@ -57,6 +57,7 @@ def train_ann(
     device="auto",
     optimizer: str = "adam",
     extra_loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    post_step: Callable[[nn.Module], None] | None = None,
     step_name: str = "train",
     progress: bool = True,
 ) -> list[dict]:
@@ -65,6 +66,7 @@ def train_ann(
     Adam or SGD with momentum, cosine learning-rate schedule. Returns one record per
     epoch (epoch, loss, ce, train_acc). Raises :class:`DivergenceError` naming the step,
     the epoch and the last finite loss if the loss becomes NaN or infinite.
+    ``post_step(model)`` runs after every optimiser step (e.g. to project thresholds).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -100,6 +102,8 @@ def train_ann(
             loss.backward()
             opt.step()
             sched.step()
+            if post_step is not None:
+                post_step(model)
             loss_sum += loss.item() * len(yb)
             ce_sum += ce.item() * len(yb)
             correct += int((logits.argmax(1) == yb).sum())
