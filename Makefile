@@ -7,11 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: help venv data test reproduce bench clean clean-cache
+.PHONY: help venv data test reproduce check-profile bench clean clean-cache FORCE
 
 help:
 	@echo "make reproduce [PROFILE=smoke|quick|paper]  run the experiments into results/<profile>/"
-	@echo "make test                                   unit tests of the library"
+	@echo "make test                                   unit tests, then every chapter under the smoke profile (nbval)"
 	@echo "make bench                                  simulation cost against the ANN"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -42,15 +42,34 @@ data:
 	  echo "      Trying a torchvision download at run time."; \
 	fi
 
-test: $(STAMP)
+test: $(STAMP) data
 	$(PY) -m pytest tests
+	NEGSPIKE_PROFILE=smoke $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env book/
 
-reproduce: $(STAMP) data
-	$(PY) -c 'from negspike.profiles import load_profile; load_profile("$(PROFILE)")'
-	$(PY) scripts/net4_conversion.py --profile $(PROFILE)
+# Every chapter of _toc.yml, executed by papermill into results/<profile>/notebooks/.
+# Expensive steps are cached in data/cache, so a re-run after an interruption redoes nothing
+# that had finished. The report chapter runs last; `make reproduce -j2` runs others in parallel.
+CHAPTERS := $(filter-out report,$(shell sed -n 's|.*file: book/\([a-z0-9_]*\).*|\1|p' _toc.yml))
+NB_OUT := results/$(PROFILE)/notebooks
+CHAPTER_RUNS := $(foreach c,$(CHAPTERS),$(if $(wildcard book/$(c).ipynb),$(NB_OUT)/$(c).ipynb))
+
+reproduce: $(STAMP) data check-profile $(CHAPTER_RUNS) $(if $(wildcard book/report.ipynb),$(NB_OUT)/report.ipynb)
+	@echo "Reproduction under profile $(PROFILE) done: results/$(PROFILE)/"
+
+check-profile: $(STAMP)
+	@$(PY) -c 'from negspike.profiles import load_profile; load_profile("$(PROFILE)")'
+
+$(NB_OUT)/%.ipynb: book/%.ipynb FORCE | $(STAMP) check-profile
+	@mkdir -p $(NB_OUT)
+	$(PY) scripts/run_chapter.py $< $@ --profile $(PROFILE)
+
+$(NB_OUT)/report.ipynb: $(CHAPTER_RUNS)
+
+FORCE:
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_simulation.py
+	$(PY) benchmarks/bench_calibration.py
 
 clean-cache:
 	rm -rf data/cache

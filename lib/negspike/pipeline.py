@@ -12,7 +12,17 @@ from .models import build_model
 from .threshold import Thresholds, activation_layers
 from .train import evaluate_ann, seed_everything, train_ann
 
-__all__ = ["ANNConfig", "ThresholdConfig", "load_split", "trained_ann", "variance_finetuned_ann", "clipped_ann"]
+__all__ = [
+    "ANNConfig",
+    "ThresholdConfig",
+    "CalibrationConfig",
+    "load_split",
+    "trained_ann",
+    "variance_finetuned_ann",
+    "clipped_ann",
+    "converted_snn",
+    "calibrated_snn",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,22 @@ class ANNConfig:
     optimizer: str = "adam"
     train_subset: int | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        datasets = ("fashion_mnist", "cifar10", "synthetic_fmnist", "synthetic_cifar10")
+        models = ("net4", "vgg16", "resnet18")
+        if self.dataset not in datasets:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {datasets}")
+        if self.model not in models:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {models}")
+        if self.activation not in ("relu", "leaky"):
+            raise ValueError(f"unknown activation {self.activation!r}; choose 'relu' or 'leaky'")
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha={self.alpha} must lie in (0, 1)")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0; got {self.epochs}, {self.batch_size}, {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose 'adam' or 'sgd'")
 
 
 def load_split(dataset: str, split: str, subset: int | None = None, seed: int = 0):
@@ -88,6 +114,14 @@ class ThresholdConfig:
     clip_l2: float = 1e-3  # weight of sum theta_p^2 + theta_n^2 (eq. 24)
     clip_percentile: float = 99.9  # initial thresholds
     use_variance_penalty: bool = True
+
+    def __post_init__(self) -> None:
+        if self.vp_epochs < 0 or self.clip_epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got vp_epochs={self.vp_epochs}, clip_epochs={self.clip_epochs}")
+        if self.vp_eps <= 0 or self.vp_weight < 0 or self.clip_l2 < 0:
+            raise ValueError("vp_eps must be > 0 and the weights vp_weight, clip_l2 >= 0")
+        if not 0 < self.clip_percentile <= 100:
+            raise ValueError(f"clip_percentile={self.clip_percentile} must lie in (0, 100]")
 
 
 def _finetune_record(model, history, cfg: ANNConfig, device) -> dict:
@@ -162,3 +196,76 @@ def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bo
     model = add_clipping(plain, {n: placeholder for n in activation_layers(plain)})  # shapes only
     model.load_state_dict(blob["state_dict"])
     return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """Settings of a temporal calibration of the converted SNN (the cache key with the ANN's)."""
+
+    method: str = "joint"  # "joint" or "layerwise"
+    weighting: str = "cosine"  # joint only: average, cosine, sigmoid
+    T: tuple[int, ...] = (10,)  # joint: one T is drawn per batch from these
+    epochs: int = 3
+    lr: float = 1e-4
+    batch_size: int = 128
+    subset: int | None = 10000  # training images used for calibration
+    loss: str = "kl"
+    temperature: float = 1.0
+    mu: float = 8.0
+    floor: float = 0.02
+    train: tuple[str, ...] = ("weights", "biases")
+    neuron: str = "signed"
+    v_init: float = 0.0  # initial membrane as a fraction of P_th (a conversion setting)
+
+    def __post_init__(self) -> None:
+        if self.method not in ("joint", "layerwise"):
+            raise ValueError(f"unknown calibration method {self.method!r}; choose 'joint' or 'layerwise'")
+        if self.weighting not in ("average", "cosine", "sigmoid"):
+            raise ValueError(f"unknown weighting {self.weighting!r}; choose 'average', 'cosine' or 'sigmoid'")
+        if not self.T or any(t < 1 for t in self.T):
+            raise ValueError(f"calibration T={self.T} must hold positive integers")
+        if self.loss not in ("kl", "mse"):
+            raise ValueError(f"unknown calibration loss {self.loss!r}; choose 'kl' or 'mse'")
+        if self.neuron not in ("signed", "ibt", "if"):
+            raise ValueError(f"unknown neuron {self.neuron!r}; choose 'signed', 'ibt' or 'if'")
+
+
+def converted_snn(cfg: ANNConfig, th: ThresholdConfig, neuron: str = "signed", progress: bool = True,
+                  v_init: float = 0.0):
+    """The clipped ANN of ``cfg, th`` and its SNN conversion (learned thresholds)."""
+    from .convert import convert
+
+    ann, _ = clipped_ann(cfg, th, progress=progress)
+    return ann, convert(ann, neuron=neuron, v_init=v_init)
+
+
+def calibrated_snn(cfg: ANNConfig, th: ThresholdConfig, cal: CalibrationConfig, device="auto", progress: bool = True):
+    """The converted SNN after temporal calibration (cached). Returns ``(snn, loss_history)``."""
+    from .calibrate import calibrate_joint, calibrate_layerwise
+
+    def build():
+        ann, snn = converted_snn(cfg, th, cal.neuron, progress, cal.v_init)
+        x = load_split(cfg.dataset, "train", cal.subset, cfg.seed + 3)[0]
+        seed_everything(cfg.seed + 3)
+        common = dict(lr=cal.lr, batch_size=cal.batch_size, loss=cal.loss, temperature=cal.temperature,
+                      seed=cfg.seed + 3, device=device, progress=progress)
+        if cal.method == "joint":
+            hist = calibrate_joint(snn, ann, x, list(cal.T), epochs=cal.epochs, weighting=cal.weighting, mu=cal.mu,
+                                   floor=cal.floor, train=cal.train, **common)
+        elif cal.method == "layerwise":
+            hist = calibrate_layerwise(snn, ann, x, cal.T[0], epochs=cal.epochs, **common)
+        else:
+            raise ValueError(f"unknown calibration method {cal.method!r}; choose 'joint' or 'layerwise'")
+        return {"state_dict": {k: v.cpu() for k, v in snn.state_dict().items()}, "history": hist.to_dict("records")}
+
+    key = {"ann": asdict(cfg), "threshold": asdict(th), "calibration": asdict(cal)}
+    blob = cached("calibration", key, build)
+    _, snn = converted_snn(cfg, th, cal.neuron, progress, cal.v_init)
+    for name, neuron in snn.neurons.items():  # learned initial membranes, if any
+        v0 = blob["state_dict"].get(f"net.{name}.v0")
+        if v0 is not None:
+            neuron.v0 = nn.Parameter(torch.zeros_like(v0), requires_grad=False)
+    snn.load_state_dict(blob["state_dict"])
+    import pandas as pd
+
+    return snn.eval(), pd.DataFrame(blob["history"])

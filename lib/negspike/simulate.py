@@ -124,15 +124,16 @@ def simulate(
     x: torch.Tensor,
     y: torch.Tensor,
     T_max: int,
-    batch_size: int = 256,
-    chunk: int = 8,
+    batch_size: int = 128,
+    chunk: int = 4,
     device="auto",
     progress: bool = True,
 ) -> SimulationResult:
     """Run ``snn`` for ``T_max`` steps on ``(x, y)`` once, in chunks of ``chunk`` steps.
 
     Returns the accuracy at every ``T <= T_max``, firing rates per layer (positive and
-    negative spikes separately) and synaptic operations.
+    negative spikes separately) and synaptic operations. Small chunks of steps keep the
+    buffers in cache; on a 2-core CPU batch 128 with chunks of 4 steps was fastest.
     """
     if not isinstance(T_max, int) or T_max < 1:
         raise ValueError(f"T_max must be a positive integer, got {T_max!r}")
@@ -171,8 +172,9 @@ def simulate(
     rows = []
     synops = first_macs
     for n in neurons:
-        p_rate = pos[n] / steps_seen[n]
-        n_rate = neg[n] / steps_seen[n]
+        seen = steps_seen[n] or float("nan")  # nan when spike counting was switched off
+        p_rate = pos[n] / seen
+        n_rate = neg[n] / seen
         spikes_per_image = (pos[n] + neg[n]) / images
         synops += spikes_per_image * fan[n]
         rows.append(
@@ -182,7 +184,7 @@ def simulate(
                 "neg_rate": n_rate,
                 "rate": p_rate + n_rate,
                 "spikes_per_image": spikes_per_image,
-                "neurons": steps_seen[n] // (images * T_max),
+                "neurons": int(neurons[n].neuron_steps and steps_seen[n] // (images * T_max)),
             }
         )
     return SimulationResult(

@@ -1,0 +1,71 @@
+"""Run one of the book's studies under a profile and write its tables to results/<profile>/.
+
+  conversion   trained ANN, max thresholds, signed and IBT neurons, no calibration
+  threshold    variance penalty + trainable clipping, with/without (paper's Table 4)
+  calibration  none / layer-wise / joint with three weightings (Fig. 3, Table 5)
+
+Usage: python scripts/run_study.py STUDY [--profile quick] [--T-max N] [--test-subset N|0]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from negspike.experiments import calibration_study, conversion_baselines, threshold_study
+from negspike.profiles import load_profile
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("study", choices=["conversion", "threshold", "calibration"])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--T-max", type=int, help="longest simulation (default: the profile's)")
+    ap.add_argument("--test-subset", type=int, help="test images, 0 for all (default: the profile's)")
+    ap.add_argument("--out", type=Path, help="output folder (default: results/<profile>)")
+    args = ap.parse_args()
+    prof = load_profile(args.profile)
+    ev = prof.evaluation
+    if args.T_max:
+        ev = replace(ev, T_max=args.T_max)
+    if args.test_subset is not None:
+        ev = replace(ev, test_subset=args.test_subset or None)
+    prof = replace(prof, evaluation=ev)
+    out = args.out or Path("results") / prof.name
+    out.mkdir(parents=True, exist_ok=True)
+    pd.set_option("display.width", 160)
+    start = time.perf_counter()
+    report = sorted(set(ev.report_T + (4, 8, 10, 16, 32, 64, 128, 256)))
+    report = [t for t in report if t <= ev.T_max]
+
+    if args.study == "conversion":
+        acc, rates, ann_acc = conversion_baselines(prof)
+        tables = {"conversion_acc": acc, "conversion_rates": rates}
+        print(f"ANN test accuracy {ann_acc:.4f}; SNN accuracy (max thresholds, no calibration):")
+        print(acc[acc["T"].isin(report)].pivot(index="T", columns="neuron", values="snn_acc").to_string())
+        print(rates.to_string(index=False))
+    elif args.study == "threshold":
+        tables = {f"threshold_{k}": v for k, v in threshold_study(prof).items()}
+        print("tail (max|a| / p99|a|) and thresholds per layer\n", tables["threshold_layers"].to_string(index=False))
+        print("\nANN accuracy after each step\n", tables["threshold_ann_acc"].to_string(index=False))
+        r = tables["threshold_firing_rates"]
+        print("\nfiring rate per layer (spikes per neuron per step)\n",
+              r.pivot(index="layer", columns="threshold_optimisation", values="rate").to_string())
+        a = tables["threshold_snn_acc"]
+        print("\nSNN accuracy\n", a[a["T"].isin(report)].pivot(index="T", columns="threshold_optimisation",
+                                                              values="snn_acc").to_string())
+    else:
+        tables = {f"calibration_{k}": v for k, v in calibration_study(prof).items()}
+        a = tables["calibration_snn_acc"]
+        print(a[a["T"].isin(report)].pivot(index="T", columns="calibration", values="snn_acc").to_string())
+        print(tables["calibration_summary"].to_string(index=False))
+    for name, df in tables.items():
+        df.to_csv(out / f"{name}.csv", index=False)
+    print(f"\n{args.study} study, profile {prof.name}: {time.perf_counter() - start:.0f} s; tables in {out}/")
+
+
+if __name__ == "__main__":
+    main()
