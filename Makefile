@@ -7,12 +7,13 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: help venv data test reproduce check-profile bench clean clean-cache FORCE
+.PHONY: help venv data test reproduce check-profile book browser bench clean clean-cache FORCE
 
 help:
 	@echo "make reproduce [PROFILE=smoke|quick|paper]  run the experiments into results/<profile>/"
 	@echo "make test                                   unit tests, then every chapter under the smoke profile (nbval)"
-	@echo "make bench                                  simulation cost against the ANN"
+	@echo "make book [PROFILE=...]                     render _build/html with the outputs of a reproduce run"
+	@echo "make bench                                  simulation and calibration cost against the ANN"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -42,9 +43,28 @@ data:
 	  echo "      Trying a torchvision download at run time."; \
 	fi
 
-test: $(STAMP) data
+# Unit tests; every chapter under the smoke profile with nbval; then the smoke reproduction
+# rendered as a book and every page opened in headless Chromium.
+test: $(STAMP) data browser
 	$(PY) -m pytest tests
-	NEGSPIKE_PROFILE=smoke $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env book/
+	NEGSPIKE_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env book/
+	$(MAKE) --no-print-directory reproduce PROFILE=smoke
+	$(PY) scripts/build_book.py --profile smoke --out _build/smoke-test
+	$(PY) scripts/check_book.py _build/smoke-test/_build/html
+
+# The rendered book (_build/html) with the outputs of `make reproduce PROFILE=...`.
+book: $(STAMP)
+	$(PY) scripts/build_book.py --profile $(PROFILE)
+	@echo "Open _build/html/index.html"
+
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "Installing Debian's chromium for the page checks"; \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)); \
+	else \
+	  echo "error: headless Chromium is needed for the page checks: run 'sudo apt-get install chromium'" >&2; exit 1; \
+	fi
 
 # Every chapter of _toc.yml, executed by papermill into results/<profile>/notebooks/.
 # Expensive steps are cached in data/cache, so a re-run after an interruption redoes nothing

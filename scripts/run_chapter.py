@@ -27,6 +27,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.output.with_name(args.output.stem + ".partial.ipynb")
     env_profile = os.environ.pop("NEGSPIKE_PROFILE", None)  # the parameter decides here
+    os.environ["TQDM_DISABLE"] = "1"  # progress bars would clutter the rendered pages
     start = time.perf_counter()
     pm.execute_notebook(str(args.notebook), str(tmp), parameters={"profile": args.profile}, kernel_name="python3",
                         cwd=str(args.notebook.parent), progress_bar=False)

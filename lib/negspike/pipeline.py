@@ -206,7 +206,7 @@ class CalibrationConfig:
     weighting: str = "cosine"  # joint only: average, cosine, sigmoid
     T: tuple[int, ...] = (10,)  # joint: one T is drawn per batch from these
     epochs: int = 3
-    lr: float = 1e-4
+    lr: float = 1e-3
     batch_size: int = 128
     subset: int | None = 10000  # training images used for calibration
     loss: str = "kl"
@@ -215,7 +215,9 @@ class CalibrationConfig:
     floor: float = 0.02
     train: tuple[str, ...] = ("weights", "biases")
     neuron: str = "signed"
-    v_init: float = 0.0  # initial membrane as a fraction of P_th (a conversion setting)
+    # Initial membrane as a fraction of P_th (a conversion setting). Half the threshold
+    # turns the rate's floor into rounding (Bu et al. 2022); measured in the book.
+    v_init: float = 0.5
 
     def __post_init__(self) -> None:
         if self.method not in ("joint", "layerwise"):
