@@ -65,7 +65,7 @@ def check_page(browser: str, page: Path) -> list[str]:
     has_math = 'class="math' in html or "\\(" in html or "\\[" in html
     if has_math and "mjx-container" not in dom:
         problems.append(f"{page.name}: math is not rendered (no MathJax output)")
-    if re.search(r"\$\$|\\begin\{(equation|align)", text):
+    if re.search(r"\$\$|\\begin\{(equation|align)|\$[^$\n]{0,80}\\[a-zA-Z]+[^$\n]{0,80}\$", text):
         problems.append(f"{page.name}: raw TeX left in the text")
     m = re.search(r'data-broken-images="([^"]*)"', dom)
     if m is None:

@@ -18,13 +18,12 @@ from typing import Iterable
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .convert import SNN
 from .data import TensorLoader
 from .neurons import SpikingNeuron
 from .threshold import activation_layers
-from .train import DivergenceError, select_device
+from .train import DivergenceError, progress_bar, select_device
 
 __all__ = [
     "WEIGHTINGS",
@@ -242,8 +241,7 @@ def calibrate_joint(
             _set_kappa(snn, kappa_at(epoch, kappa_schedule))
             sums = torch.zeros(L)
             wsum = torch.zeros(L)
-            bar = tqdm(loader, desc=f"joint calibration ({weighting}) epoch {epoch + 1}/{epochs}",
-                       disable=not progress, leave=False)
+            bar = progress_bar(loader, f"joint calibration ({weighting}) epoch {epoch + 1}/{epochs}", progress)
             for xb, _ in bar:
                 xb = xb.to(device)
                 w = layer_weights(weighting, L, step / max(1, total - 1), mu, floor)
@@ -388,8 +386,8 @@ def calibrate_layerwise(
             loader = TensorLoader(x, torch.zeros(len(x)), batch_size, shuffle=True, seed=seed)
             for epoch in range(epochs):
                 total = 0.0
-                for xb, _ in tqdm(loader, desc=f"layer-wise calibration {name} epoch {epoch + 1}/{epochs}",
-                                  disable=not progress, leave=False):
+                for xb, _ in progress_bar(loader, f"layer-wise calibration {name} epoch {epoch + 1}/{epochs}",
+                                          progress):
                     xb = xb.to(device)
                     tgt = targets(xb)
                     snn.reset()

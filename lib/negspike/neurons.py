@@ -124,8 +124,8 @@ def _threshold(value: float | torch.Tensor, name: str) -> nn.Parameter:
 class SpikingNeuron(nn.Module):
     """Base class: membrane state, time folding and spike counting.
 
-    Subclasses define :meth:`fire`, which maps the membrane after integration to
-    ``(pos, neg)`` spike indicators (``neg`` may be ``None``), and the thresholds.
+    Subclasses define the thresholds as properties: ``p_th`` and ``pos_value`` (the
+    magnitude a positive spike carries), and for signed neurons ``n_th`` and ``neg_value``.
 
     Before a forward pass the simulator sets ``steps`` (time steps in this chunk) and
     ``batch``. The membrane persists across calls until :meth:`reset`, so a long
@@ -191,7 +191,7 @@ class SpikingNeuron(nn.Module):
             x.requires_grad or any(p.requires_grad for p in self.parameters())
         )
         scalar = self.p_th.dim() == 0 and (self.n_th is None or self.n_th.dim() == 0)
-        if needs_grad or not scalar or self.v0 is not None:
+        if needs_grad or not scalar:
             out = self._run_differentiable(cur)
         else:
             out = self._run_fast(cur)

@@ -15,7 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-__all__ = ["COLORS", "PALETTE", "RESULTS_DIR", "use_style", "savefig", "figure_path", "sawtooth"]
+__all__ = ["COLORS", "PALETTE", "RESULTS_DIR", "use_style", "savefig", "figure_path", "sawtooth", "STAGE_COLORS",
+           "threshold_histogram"]
 
 #: The seaborn palette of the book (colour-blind safe).
 PALETTE = "colorblind"
@@ -99,3 +100,49 @@ def sawtooth(
     x = np.concatenate([[0.0], np.repeat(steps, 2)])
     y = np.concatenate([[float(v0)], np.column_stack([v_temp, v_after]).ravel()])
     return x, y
+
+
+#: Colours of the steps of threshold optimisation (and of "without" / "with" it).
+STAGE_COLORS: dict[str, tuple[float, float, float]] = {
+    "trained": COLORS["ann"],
+    "variance penalty": _pal[4],
+    "clipping": COLORS["signed"],
+    "without": COLORS["ann"],
+    "with": COLORS["signed"],
+}
+
+_MARK_STYLES = [("-", _pal[3]), ("--", _pal[1]), ("-.", _pal[0]), (":", _pal[4]), ((0, (1, 3)), _pal[7])]
+
+
+def threshold_histogram(
+    ax: plt.Axes,
+    values,
+    marks: dict[str, tuple[float | None, float | None]] | None = None,
+    bins: int = 80,
+    color=None,
+    label: str | None = None,
+    alpha: float = 0.75,
+    log: bool = True,
+) -> plt.Axes:
+    """Histogram of activation values with a log count axis and threshold marks.
+
+    ``marks`` maps a label to a ``(positive, negative)`` pair of thresholds (either may be
+    ``None``); both of a pair are drawn as vertical lines of one style, with one legend
+    entry per label. Returns ``ax``.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError("no finite values to draw")
+    ax.hist(v, bins=bins, color=color, alpha=alpha, label=label, log=log, histtype="stepfilled",
+            edgecolor=color, linewidth=0.6)
+    for i, (name, pair) in enumerate((marks or {}).items()):
+        ls, c = _MARK_STYLES[i % len(_MARK_STYLES)]
+        first = True
+        for x in pair:
+            if x is None:
+                continue
+            ax.axvline(float(x), ls=ls, color=c, lw=1.3, label=name if first else None)
+            first = False
+    ax.set(xlabel="activation value", ylabel="count (log scale)" if log else "count")
+    return ax

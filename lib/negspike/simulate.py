@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .convert import SNN
 from .data import TensorLoader
 from .neurons import SpikingNeuron
-from .train import select_device
+from .train import progress_bar, select_device
 
 __all__ = ["SimulationResult", "simulate", "count_macs", "fanouts"]
 
@@ -149,7 +148,7 @@ def simulate(
     steps_seen = {n: 0 for n in neurons}
     start = time.perf_counter()
     loader = TensorLoader(x, y, batch_size)
-    for xb, yb in tqdm(loader, desc=f"simulate T<={T_max}", disable=not progress, leave=False):
+    for xb, yb in progress_bar(loader, f"simulate T<={T_max}", progress):
         xb, yb = xb.to(device), yb.to(device)
         snn.reset()
         acc_out = None

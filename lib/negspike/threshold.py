@@ -22,6 +22,11 @@ __all__ = [
     "add_clipping",
     "clip_l2",
     "learned_thresholds",
+    "channel_samples",
+    "channel_tails",
+    "channel_eta",
+    "layer_eta",
+    "range_usage",
 ]
 
 
@@ -204,12 +209,7 @@ def variance_penalty(a: torch.Tensor, eps: float = 1e-3, magnitude: bool = True)
     near zero would make eta explode and the penalty chase the mean instead of the tail.
     ``eta`` is invariant to scaling ``a`` (up to ``eps``) and grows with tail length.
     """
-    v = channel_values(a)
-    if magnitude:
-        v = v.abs()
-    m = v.mean(1)
-    sigma = v.std(1, unbiased=False)
-    return (sigma / (m.abs() + eps)).pow(3).mean()
+    return channel_eta(a, eps, magnitude).mean()
 
 
 def bn_variance_penalty(bn: nn.modules.batchnorm._BatchNorm, eps: float = 1e-3) -> torch.Tensor:
@@ -346,3 +346,173 @@ def learned_thresholds(model: nn.Module) -> dict[str, Thresholds]:
     if not th:
         raise ValueError("the model has no TrainableClip layers; use activation_thresholds instead")
     return th
+
+
+# ---------------------------------------------------------------------------
+# Per-channel views used by the threshold chapters (long tails, variance penalty)
+# ---------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def channel_samples(
+    model: nn.Module,
+    x: torch.Tensor,
+    layers: list[str] | None = None,
+    per_channel: int = 50_000,
+    batch_size: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Outputs of each channel of the chosen activation layers on inputs ``x``.
+
+    Returns ``{layer: {"values": [C, n], "max": [C], "min": [C]}}``: a uniform random
+    sample of about ``per_channel`` outputs per channel (the same positions for every
+    channel of a layer, all of them when there are fewer) and each channel's exact largest
+    and smallest output over all of ``x``. Each layer draws its positions from its own
+    generator seeded by ``seed`` and the layer's index, so two models of the same
+    architecture are sampled at the same positions.
+    """
+    found = activation_layers(model)
+    names = list(found) if layers is None else list(layers)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValueError(f"no activation layers {missing}; the model has {list(found)}")
+    if per_channel < 1:
+        raise ValueError(f"per_channel must be >= 1, got {per_channel}")
+    order = list(found)
+    gens = {n: torch.Generator().manual_seed(seed + order.index(n)) for n in names}
+    st = {n: {"values": [], "max": None, "min": None} for n in names}
+
+    def hook(name):
+        def fn(_m, _i, out):
+            s = st[name]
+            v = channel_values(out.detach().float().cpu())
+            hi, lo = v.amax(1), v.amin(1)
+            s["max"] = hi if s["max"] is None else torch.maximum(s["max"], hi)
+            s["min"] = lo if s["min"] is None else torch.minimum(s["min"], lo)
+            per_sample = v.shape[1] / len(out)
+            prob = min(1.0, per_channel / (per_sample * len(x)))
+            pick = torch.rand(v.shape[1], generator=gens[name]) < prob
+            s["values"].append(v[:, pick])
+
+        return fn
+
+    hs = [found[n].register_forward_hook(hook(n)) for n in names]
+    was = model.training
+    model.eval()
+    try:
+        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
+            model(xb)
+    finally:
+        for h in hs:
+            h.remove()
+        model.train(was)
+    return {n: {"values": torch.cat(s["values"], 1), "max": s["max"], "min": s["min"]} for n, s in st.items()}
+
+
+def channel_tails(
+    values: torch.Tensor, q: float = 99.0, side: str = "abs", extreme: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Tail length of each channel: largest magnitude / ``q``-th percentile of the magnitudes.
+
+    ``values`` is ``[C, n]`` (one row per channel, see :func:`channel_values`). ``side``
+    chooses the values: ``"abs"`` all of them, ``"pos"`` the positive ones, ``"neg"`` the
+    magnitudes of the negative ones. ``extreme`` (``[C]``, optional) replaces the sample's
+    largest magnitude, e.g. the exact per-channel maximum of :func:`channel_samples`.
+    A channel without values on that side (or a zero percentile) gets NaN. The result is
+    at least 1 wherever it is defined.
+    """
+    if side not in ("abs", "pos", "neg"):
+        raise ValueError(f"unknown side {side!r}; choose 'abs', 'pos' or 'neg'")
+    if not 0 < q <= 100:
+        raise ValueError(f"q must lie in (0, 100], got {q}")
+    if values.dim() != 2:
+        raise ValueError(f"expected values of shape [channels, samples], got {tuple(values.shape)}")
+    v = values.double()
+    if side == "abs":
+        mags = v.abs()
+    elif side == "pos":
+        mags = torch.where(v > 0, v, torch.full_like(v, float("nan")))
+    else:
+        mags = torch.where(v < 0, -v, torch.full_like(v, float("nan")))
+    pct = torch.nanquantile(mags, q / 100, dim=1)
+    top = torch.nan_to_num(mags, nan=-float("inf")).amax(1)
+    if extreme is not None:
+        top = torch.maximum(top, extreme.double().abs())
+    tail = top / pct
+    bad = ~(pct > 0) | ~torch.isfinite(top)
+    return torch.where(bad, torch.full_like(tail, float("nan")), tail).float()
+
+
+def channel_eta(a: torch.Tensor, eps: float = 1e-3, magnitude: bool = True) -> torch.Tensor:
+    """Per-channel ``sigma^3 / (|m| + eps)^3`` of eq. 23, shape ``[C]``.
+
+    :func:`variance_penalty` is the mean of this over the channels; see it for ``magnitude``.
+    """
+    v = channel_values(a)
+    if magnitude:
+        v = v.abs()
+    m = v.mean(1)
+    sigma = v.std(1, unbiased=False)
+    return (sigma / (m.abs() + eps)).pow(3)
+
+
+@torch.no_grad()
+def layer_eta(
+    model: nn.Module, x: torch.Tensor, eps: float = 1e-3, magnitude: bool = True, batch_size: int = 128
+) -> dict[str, float]:
+    """eta of each activation layer, averaged over mini-batches of ``x`` (eval mode).
+
+    This is what :class:`VariancePenalty` measures per batch during fine-tuning, without
+    the parameter updates in between: use it for the eta of a model before or after
+    fine-tuning. (For models with batch norm the training-mode statistics differ.)
+    """
+    layers = activation_layers(model)
+    if not layers:
+        raise ValueError("the model has no activation layers")
+    sums = {n: 0.0 for n in layers}
+    count = 0
+    out: dict[str, torch.Tensor] = {}
+    hs = [m.register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n, m in layers.items()]
+    was = model.training
+    model.eval()
+    try:
+        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
+            model(xb)
+            for n in layers:
+                sums[n] += variance_penalty(out[n], eps, magnitude).item()
+            count += 1
+    finally:
+        for h in hs:
+            h.remove()
+        model.train(was)
+    return {n: s / count for n, s in sums.items()}
+
+
+def range_usage(values: torch.Tensor, th: Thresholds, T: int | None = None) -> dict[str, float]:
+    """How much of the rate range ``[theta_n, theta_p]`` a layer's activations use.
+
+    ``values`` is a sample of the layer's outputs (any shape). Returns ``pos_usage``, the
+    mean of ``min(a, theta_p) / theta_p`` over the positive values, ``neg_usage``, the mean
+    of ``max(a, theta_n) / theta_n`` over the negative values (NaN without such values or
+    without ``theta_n``), ``clipped``, the share of values beyond a threshold, and with
+    ``T`` given, ``below_one_spike``: the share of non-zero values smaller in magnitude than
+    one spike's worth ``theta / T``, which a rate over ``T`` steps rounds to zero.
+    """
+    a = values.detach().flatten().double()
+    pos, neg = a[a > 0], a[a < 0]
+    res = {"pos_usage": float((pos.clamp(max=th.theta_p) / th.theta_p).mean()) if pos.numel() else float("nan")}
+    if th.theta_n is not None and neg.numel():
+        res["neg_usage"] = float((neg.clamp(min=th.theta_n) / th.theta_n).mean())
+        n_clip = int((neg < th.theta_n).sum())
+    else:
+        res["neg_usage"] = float("nan")
+        n_clip = 0
+    res["clipped"] = (int((pos > th.theta_p).sum()) + n_clip) / max(1, a.numel())
+    if T is not None:
+        if T < 1:
+            raise ValueError(f"T must be >= 1, got {T}")
+        small = int((pos < th.theta_p / T).sum())
+        if th.theta_n is not None:
+            small += int((neg > th.theta_n / T).sum())
+        res["below_one_spike"] = small / max(1, pos.numel() + neg.numel())
+    return res

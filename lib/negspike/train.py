@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import math
+import os
 import random
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -12,7 +13,14 @@ from tqdm.auto import tqdm
 
 from .data import TensorLoader
 
-__all__ = ["seed_everything", "select_device", "DivergenceError", "evaluate_ann", "train_ann"]
+__all__ = ["seed_everything", "select_device", "progress_bar", "DivergenceError", "evaluate_ann", "train_ann"]
+
+
+def progress_bar(iterable: Iterable, desc: str, progress: bool = True):
+    """A tqdm bar, off when ``progress`` is false or the environment sets ``TQDM_DISABLE=1``
+    (as ``make reproduce`` does, so that bars do not clutter the rendered pages)."""
+    off = not progress or os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
+    return tqdm(iterable, desc=desc, disable=off, leave=False)
 
 
 def seed_everything(seed: int) -> None:
@@ -87,7 +95,7 @@ def train_ann(
     for epoch in range(epochs):
         loss_sum = ce_sum = 0.0
         correct = seen = 0
-        bar = tqdm(loader, desc=f"{step_name} epoch {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = progress_bar(loader, f"{step_name} epoch {epoch + 1}/{epochs}", progress)
         for xb, yb in bar:
             xb, yb = xb.to(device), yb.to(device)
             logits = model(xb)
