@@ -206,7 +206,7 @@ class CalibrationConfig:
     weighting: str = "cosine"  # joint only: average, cosine, sigmoid
     T: tuple[int, ...] = (10,)  # joint: one T is drawn per batch from these
     epochs: int = 3
-    lr: float = 1e-3
+    lr: float = 1e-4
     batch_size: int = 128
     subset: int | None = 10000  # training images used for calibration
     loss: str = "kl"
