@@ -30,8 +30,8 @@ venv: $(STAMP)
 # Fashion-MNIST: data/fashion-mnist, then Debian's package (installed here when root), else a
 # torchvision download at run time; the library says what it tried if all three fail.
 data:
-	@if ls data/fashion-mnist/t10k-labels-idx1-ubyte.gz $(FMNIST_DEB)/t10k-labels-idx1-ubyte.gz >/dev/null 2>&1 \
-	  || ls data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz >/dev/null 2>&1; then :; \
+	@if [ -f data/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || [ -f data/FashionMNIST/raw/t10k-labels-idx1-ubyte.gz ] \
+	  || [ -f $(FMNIST_DEB)/t10k-labels-idx1-ubyte.gz ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "Installing Debian's dataset-fashion-mnist into $(FMNIST_DEB)"; \
 	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
@@ -69,7 +69,7 @@ browser:
 # Every chapter of _toc.yml, executed by papermill into results/<profile>/notebooks/.
 # Expensive steps are cached in data/cache, so a re-run after an interruption redoes nothing
 # that had finished. The report chapter runs last; `make reproduce -j2` runs others in parallel.
-CHAPTERS := $(filter-out report,$(shell sed -n 's|.*file: book/\([a-z0-9_]*\).*|\1|p' _toc.yml))
+CHAPTERS := $(filter-out report,$(shell sed -n 's|.*file: book/\([A-Za-z0-9_]*\).*|\1|p' _toc.yml))
 NB_OUT := results/$(PROFILE)/notebooks
 CHAPTER_RUNS := $(foreach c,$(CHAPTERS),$(if $(wildcard book/$(c).ipynb),$(NB_OUT)/$(c).ipynb))
 

@@ -60,13 +60,16 @@ def check_page(browser: str, page: Path) -> list[str]:
     if not dom:
         return [f"{page.name}: Chromium returned no DOM"]
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", dom, flags=re.S))
+    # prose only: code listings legitimately hold TeX in strings
+    prose = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style|pre)[^>]*>.*?</\1>", " ", dom, flags=re.S))
     if "Traceback (most recent call last)" in text or re.search(r"\b\w+Error\b: ", text) and "ansi-red" in dom:
         problems.append(f"{page.name}: shows a Python traceback")
     has_math = 'class="math' in html or "\\(" in html or "\\[" in html
     if has_math and "mjx-container" not in dom:
         problems.append(f"{page.name}: math is not rendered (no MathJax output)")
-    if re.search(r"\$\$|\\begin\{(equation|align)|\$[^$\n]{0,80}\\[a-zA-Z]+[^$\n]{0,80}\$", text):
-        problems.append(f"{page.name}: raw TeX left in the text")
+    raw = re.search(r"\$\$|\\begin\{(equation|align)|\$[^$\n]{0,80}\\[a-zA-Z]+[^$\n]{0,80}\$", prose)
+    if raw:
+        problems.append(f"{page.name}: raw TeX left in the text: {raw.group(0)[:60]!r}")
     m = re.search(r'data-broken-images="([^"]*)"', dom)
     if m is None:
         problems.append(f"{page.name}: the image check did not run")
