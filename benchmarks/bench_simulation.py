@@ -30,7 +30,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--T", type=int, nargs="+", default=[1, 4, 8, 16, 32])
-    ap.add_argument("--chunk", type=int, default=8)
+    ap.add_argument("--chunk", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--neuron", default="signed", choices=["signed", "ibt", "if"])
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
