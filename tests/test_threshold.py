@@ -6,7 +6,6 @@ from negspike import convert
 from negspike.data import synthetic_dataset
 from negspike.models import Net4, vgg16
 from negspike.threshold import (
-    Thresholds,
     TrainableClip,
     VariancePenalty,
     activation_thresholds,

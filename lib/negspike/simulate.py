@@ -183,7 +183,7 @@ def simulate(
                 "neg_rate": n_rate,
                 "rate": p_rate + n_rate,
                 "spikes_per_image": spikes_per_image,
-                "neurons": int(neurons[n].neuron_steps and steps_seen[n] // (images * T_max)),
+                "neurons": steps_seen[n] // (images * T_max),  # 0 when counting was off
             }
         )
     return SimulationResult(
