@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -10,6 +11,7 @@ from .data import TensorLoader
 
 __all__ = [
     "Thresholds",
+    "run_hooked",
     "is_activation",
     "activation_layers",
     "activation_thresholds",
@@ -52,6 +54,29 @@ def is_activation(m: nn.Module) -> bool:
 def activation_layers(model: nn.Module) -> dict[str, nn.Module]:
     """The activation modules of ``model`` by qualified name, in definition order."""
     return {name: m for name, m in model.named_modules() if name and is_activation(m)}
+
+
+@torch.no_grad()
+def run_hooked(model: nn.Module, x: torch.Tensor, hooks: dict[nn.Module, Callable], batch_size: int = 1000,
+               after_batch: Callable[[], None] | None = None) -> None:
+    """Run ``model`` in eval mode over ``x`` in mini-batches with the given forward hooks.
+
+    The hooks are removed and the model's training mode restored afterwards, also on error.
+    ``after_batch()`` runs after each mini-batch.
+    """
+    handles = [m.register_forward_hook(fn) for m, fn in hooks.items()]
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    try:
+        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
+            model(xb.to(device))
+            if after_batch is not None:
+                after_batch()
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -98,17 +123,7 @@ def activation_thresholds(
 
         return fn
 
-    handles = [m.register_forward_hook(hook(name)) for name, m in layers.items()]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
-            model(xb.to(device))
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    run_hooked(model, x, {m: hook(name) for name, m in layers.items()}, batch_size)
 
     result = {}
     for name, m in layers.items():
@@ -177,16 +192,7 @@ def layer_statistics(
 
         return fn
 
-    hs = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
-    was = model.training
-    model.eval()
-    try:
-        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
-            model(xb)
-    finally:
-        for h in hs:
-            h.remove()
-        model.train(was)
+    run_hooked(model, x, {m: hook(n) for n, m in layers.items()}, batch_size)
     for s in st.values():
         s["sample"] = torch.cat(s["sample"])
         mags = s["sample"].abs()
@@ -396,16 +402,7 @@ def channel_samples(
 
         return fn
 
-    hs = [found[n].register_forward_hook(hook(n)) for n in names]
-    was = model.training
-    model.eval()
-    try:
-        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
-            model(xb)
-    finally:
-        for h in hs:
-            h.remove()
-        model.train(was)
+    run_hooked(model, x, {found[n]: hook(n) for n in names}, batch_size)
     return {n: {"values": torch.cat(s["values"], 1), "max": s["max"], "min": s["min"]} for n, s in st.items()}
 
 
@@ -469,23 +466,13 @@ def layer_eta(
     layers = activation_layers(model)
     if not layers:
         raise ValueError("the model has no activation layers")
-    sums = {n: 0.0 for n in layers}
-    count = 0
-    out: dict[str, torch.Tensor] = {}
-    hs = [m.register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n, m in layers.items()]
-    was = model.training
-    model.eval()
-    try:
-        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
-            model(xb)
-            for n in layers:
-                sums[n] += variance_penalty(out[n], eps, magnitude).item()
-            count += 1
-    finally:
-        for h in hs:
-            h.remove()
-        model.train(was)
-    return {n: s / count for n, s in sums.items()}
+    etas: dict[str, list[float]] = {n: [] for n in layers}
+
+    def hook(name):
+        return lambda _m, _i, o: etas[name].append(variance_penalty(o, eps, magnitude).item())
+
+    run_hooked(model, x, {m: hook(n) for n, m in layers.items()}, batch_size)
+    return {n: sum(v) / len(v) for n, v in etas.items()}
 
 
 def range_usage(values: torch.Tensor, th: Thresholds, T: int | None = None) -> dict[str, float]:
