@@ -281,23 +281,8 @@ def calibrate_joint(
 
 def _layer_params(snn: SNN, x: torch.Tensor) -> dict[str, list[nn.Module]]:
     """Synaptic modules (Conv2d/Linear) feeding each spiking layer and the readout, by execution order."""
-    order = []
-    mods = {}
-    names = {m: n for n, m in snn.net.named_modules()}
-    neuron_names = {m: n for n, m in snn.neurons.items()}
-    hs = []
-    for m in snn.net.modules():
-        if isinstance(m, SpikingNeuron):
-            hs.append(m.register_forward_hook(lambda m, i, o: order.append(("neuron", neuron_names[m]))))
-        elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            mods[names[m]] = m
-            hs.append(m.register_forward_hook(lambda m, i, o: order.append(("syn", names[m]))))
-    with torch.no_grad():
-        snn.reset()
-        snn(x[:1], 1)
-        snn.reset()
-    for h in hs:
-        h.remove()
+    order = snn.execution_order(x)
+    mods = dict(snn.net.named_modules())
     groups: dict[str, list[nn.Module]] = {}
     pending: list[nn.Module] = []
     for kind, n in order:

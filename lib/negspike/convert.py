@@ -106,6 +106,26 @@ class SNN(nn.Module):
         for m in self.neurons.values():
             m.reset()
 
+    def execution_order(self, sample: torch.Tensor) -> list[tuple[str, str]]:
+        """``("neuron" | "syn", name)`` for every spiking layer and Conv2d/Linear, in the order
+        one time step on ``sample[:1]`` runs them (names relative to ``net``)."""
+        order: list[tuple[str, str]] = []
+        names = {m: n for n, m in self.net.named_modules()}
+        hooks = []
+        for m in self.net.modules():
+            kind = "neuron" if isinstance(m, SpikingNeuron) else "syn" if isinstance(m, (nn.Conv2d, nn.Linear)) else None
+            if kind:
+                hooks.append(m.register_forward_hook(lambda m, i, o, kind=kind: order.append((kind, names[m]))))
+        try:
+            with torch.no_grad():
+                self.reset()
+                self(sample[:1], 1)
+        finally:
+            self.reset()
+            for h in hooks:
+                h.remove()
+        return order
+
     def forward(self, x: torch.Tensor, steps: int = 1) -> torch.Tensor:
         if not isinstance(steps, int) or steps < 1:
             raise ValueError(f"number of time steps must be a positive integer, got {steps!r}")

@@ -11,7 +11,6 @@ from torch import nn
 
 from .convert import SNN
 from .data import TensorLoader
-from .neurons import SpikingNeuron
 from .train import progress_bar, select_device
 
 __all__ = ["SimulationResult", "simulate", "count_macs", "fanouts"]
@@ -83,29 +82,7 @@ def fanouts(snn: SNN, sample: torch.Tensor) -> tuple[dict[str, float], float, fl
     first synaptic layer that runs after ``l`` (average pooling routes each spike to one
     pooled position). Residual shortcuts that skip a synaptic layer are not counted.
     """
-    order: list[tuple[str, str]] = []
-    names = {m: n for n, m in snn.net.named_modules()}
-
-    def mark(kind):
-        def fn(m, inp, out):
-            order.append((kind, names[m]))
-
-        return fn
-
-    hs = []
-    for m in snn.net.modules():
-        if isinstance(m, SpikingNeuron):
-            hs.append(m.register_forward_hook(mark("neuron")))
-        elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            hs.append(m.register_forward_hook(mark("syn")))
-    try:
-        with torch.no_grad():
-            snn.reset()
-            snn(sample[:1], 1)
-            snn.reset()
-    finally:
-        for h in hs:
-            h.remove()
+    order = snn.execution_order(sample)
     macs = count_macs(snn.net, sample)
     fan: dict[str, float] = {}
     for i, (kind, name) in enumerate(order):
