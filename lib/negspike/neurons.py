@@ -61,6 +61,33 @@ def spike(x: torch.Tensor, kappa: float = 6.7) -> torch.Tensor:
     return _SigmoidSurrogateSpike.apply(x, kappa)
 
 
+@torch.no_grad()
+def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None):
+    """The neuron's recurrence over ``cur`` ([steps, ...]) from membrane ``v``, in place.
+
+    Thresholds are Python scalars; ``n_th is None`` means no negative spikes. The neuron
+    is memory bound, so each step is a few in-place passes over preallocated buffers.
+    Returns the outputs (spike magnitudes) and the final membrane; ``u_all``, when given,
+    receives the membrane after integration and before reset at every step (for BPTT).
+    """
+    v = v.clone()
+    out = torch.empty_like(cur)
+    pos = torch.empty_like(v)
+    neg = torch.empty_like(v) if n_th is not None else None
+    for t in range(cur.shape[0]):
+        v.add_(cur[t])
+        if u_all is not None:
+            u_all[t].copy_(v)
+        torch.ge(v, p_th, out=pos)
+        torch.mul(pos, pv, out=out[t])
+        v.sub_(pos, alpha=p_th)
+        if neg is not None:
+            torch.le(v, n_th, out=neg)  # v >= 0 here after a positive spike
+            out[t].add_(neg, alpha=nv)
+            v.sub_(neg, alpha=n_th)
+    return out, v
+
+
 class _SignedBPTT(torch.autograd.Function):
     """The whole recurrence of an (optionally signed) IF neuron over ``T`` steps, with BPTT.
 
@@ -71,22 +98,8 @@ class _SignedBPTT(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cur, v, p_th, n_th, pv, nv, kappa):
-        steps = cur.shape[0]
-        v = v.detach().clone()
-        out = torch.empty_like(cur)
         u_all = torch.empty_like(cur)
-        pos = torch.empty_like(v)
-        neg = torch.empty_like(v) if n_th is not None else None
-        for t in range(steps):
-            v.add_(cur[t])
-            u_all[t].copy_(v)
-            torch.ge(v, p_th, out=pos)
-            torch.mul(pos, pv, out=out[t])
-            v.sub_(pos, alpha=p_th)
-            if neg is not None:
-                torch.le(v, n_th, out=neg)
-                out[t].add_(neg, alpha=nv)
-                v.sub_(neg, alpha=n_th)
+        out, v = _integrate_and_fire(cur, v.detach(), p_th, n_th, pv, nv, u_all)
         ctx.save_for_backward(u_all)
         ctx.consts = (p_th, n_th, pv, nv, kappa)
         return out, v
@@ -203,9 +216,7 @@ class SpikingNeuron(nn.Module):
     def _run_differentiable(self, cur: torch.Tensor) -> torch.Tensor:
         fixed = not any(p.requires_grad for p in (self.p_th, self.pos_value))
         if fixed and self.p_th.dim() == 0 and (self.n_th is None or self.n_th.dim() == 0):
-            n_th = self.n_th.item() if self.n_th is not None else None
-            nv = self.neg_value.item() if self.n_th is not None else None
-            out, self.v = _SignedBPTT.apply(cur, self.v, self.p_th.item(), n_th, self.pos_value.item(), nv, self.kappa)
+            out, self.v = _SignedBPTT.apply(cur, self.v, *self._scalar_thresholds(), self.kappa)
             return out
         return self._run_autograd(cur)
 
@@ -227,31 +238,15 @@ class SpikingNeuron(nn.Module):
         self.v = v
         return torch.stack(outs)
 
-    @torch.no_grad()
-    def _run_fast(self, cur: torch.Tensor) -> torch.Tensor:
-        """Same dynamics as :meth:`_run_differentiable`, in place and without autograd.
-
-        The neuron is memory bound, so each step is seven in-place passes over
-        preallocated float buffers; thresholds are Python scalars here.
-        """
-        p_th, pv = self.p_th.item(), self.pos_value.item()
+    def _scalar_thresholds(self):
+        """``(p_th, n_th, pos_value, neg_value)`` as Python floats (``None`` without negative spikes)."""
         signed = self.n_th is not None
-        if signed:
-            n_th, nv = self.n_th.item(), self.neg_value.item()
-        v = self.v.clone()
-        out = torch.empty_like(cur)
-        pos = torch.empty_like(v)
-        neg = torch.empty_like(v) if signed else None
-        for t in range(cur.shape[0]):
-            v.add_(cur[t])
-            torch.ge(v, p_th, out=pos)
-            torch.mul(pos, pv, out=out[t])
-            v.sub_(pos, alpha=p_th)
-            if signed:
-                torch.le(v, n_th, out=neg)  # v >= 0 here after a positive spike
-                out[t].add_(neg, alpha=nv)
-                v.sub_(neg, alpha=n_th)
-        self.v = v
+        return (self.p_th.item(), self.n_th.item() if signed else None,
+                self.pos_value.item(), self.neg_value.item() if signed else None)
+
+    def _run_fast(self, cur: torch.Tensor) -> torch.Tensor:
+        """Same dynamics as :meth:`_run_differentiable`, in place and without autograd."""
+        out, self.v = _integrate_and_fire(cur, self.v, *self._scalar_thresholds())
         return out
 
     def _count(self, out: torch.Tensor) -> None:
