@@ -77,7 +77,7 @@ reproduce: $(STAMP) data check-profile $(CHAPTER_RUNS) $(if $(wildcard book/repo
 	@echo "Reproduction under profile $(PROFILE) done: results/$(PROFILE)/"
 
 check-profile: $(STAMP)
-	@$(PY) -c 'from negspike.profiles import load_profile; load_profile("$(PROFILE)")'
+	@$(PY) -m negspike.profiles "$(PROFILE)"
 
 $(NB_OUT)/%.ipynb: book/%.ipynb FORCE | $(STAMP) check-profile
 	@mkdir -p $(NB_OUT)

@@ -17,6 +17,8 @@ from pathlib import Path
 import pandas as pd
 import papermill as pm
 
+from negspike.results import write_table
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -36,10 +38,7 @@ def main() -> None:
     if env_profile is not None:
         os.environ["NEGSPIKE_PROFILE"] = env_profile
     times = args.output.parent.parent / "chapter_times" / f"{args.notebook.stem}.csv"
-    times.parent.mkdir(exist_ok=True)
-    tmp_times = times.with_suffix(".tmp")
-    pd.DataFrame([{"chapter": args.notebook.stem, "profile": args.profile, "seconds": seconds}]).to_csv(tmp_times, index=False)
-    os.replace(tmp_times, times)
+    write_table(pd.DataFrame([{"chapter": args.notebook.stem, "profile": args.profile, "seconds": seconds}]), times)
     print(f"{args.notebook.stem}: {seconds:.0f} s under profile {args.profile}")
 
 

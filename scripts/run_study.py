@@ -9,6 +9,7 @@ Usage: python scripts/run_study.py STUDY [--profile quick] [--T-max N] [--test-s
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -16,18 +17,22 @@ from pathlib import Path
 import pandas as pd
 
 from negspike.experiments import calibration_study, conversion_baselines, threshold_study
-from negspike.profiles import load_profile
+from negspike.profiles import ProfileError, load_profile
+from negspike.results import write_table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("study", choices=["conversion", "threshold", "calibration"])
-    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--profile", default="quick", help="a profile name or the path to a .yaml profile")
     ap.add_argument("--T-max", type=int, help="longest simulation (default: the profile's)")
     ap.add_argument("--test-subset", type=int, help="test images, 0 for all (default: the profile's)")
     ap.add_argument("--out", type=Path, help="output folder (default: results/<profile>)")
     args = ap.parse_args()
-    prof = load_profile(args.profile)
+    try:
+        prof = load_profile(args.profile)
+    except ProfileError as err:
+        sys.exit(f"error: {err}")
     ev = prof.evaluation
     if args.T_max:
         ev = replace(ev, T_max=args.T_max)
@@ -63,7 +68,7 @@ def main() -> None:
         print(a[a["T"].isin(report)].pivot(index="T", columns="calibration", values="snn_acc").to_string())
         print(tables["calibration_summary"].to_string(index=False))
     for name, df in tables.items():
-        df.to_csv(out / f"{name}.csv", index=False)
+        write_table(df, out / f"{name}.csv")
     print(f"\n{args.study} study, profile {prof.name}: {time.perf_counter() - start:.0f} s; tables in {out}/")
 
 

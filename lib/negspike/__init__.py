@@ -3,7 +3,8 @@
 A small library under the book "A Fast and Accurate ANN-SNN Conversion Algorithm with
 Negative Spikes" (Wang, Zhu, Li). Modules: ``data``, ``models``, ``neurons``,
 ``threshold``, ``convert``, ``simulate``, ``calibrate``, ``train``, ``cache``, ``pipeline``
-(cached steps), ``experiments`` (the book's studies), ``profiles`` and ``plots``.
+(cached steps), ``experiments`` (the book's studies), ``profiles``, ``results`` (atomic
+results files) and ``plots``.
 """
 from .convert import SNN, UnsupportedLayerError, convert, fold_bn
 from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, spike

@@ -15,6 +15,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from .results import atomic_write
+
 __all__ = ["COLORS", "PALETTE", "RESULTS_DIR", "use_style", "savefig", "figure_path", "sawtooth", "STAGE_COLORS",
            "threshold_histogram"]
 
@@ -68,7 +70,7 @@ def figure_path(profile: str, name: str) -> Path:
 
 
 def savefig(fig: plt.Figure, path: str | Path, **kwargs) -> Path:
-    """Save ``fig`` to ``path``, creating missing parent folders; returns the path.
+    """Save ``fig`` to ``path`` atomically, creating missing parent folders; returns the path.
 
     The format follows the suffix (``.png`` when there is none). Keyword arguments go to
     :meth:`matplotlib.figure.Figure.savefig`.
@@ -76,9 +78,7 @@ def savefig(fig: plt.Figure, path: str | Path, **kwargs) -> Path:
     path = Path(path)
     if not path.suffix:
         path = path.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, **kwargs)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, **kwargs))
 
 
 def sawtooth(

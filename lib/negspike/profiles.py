@@ -95,12 +95,20 @@ def _section(profile: str, section: str, cls, values: dict):
         raise ProfileError(f"profile {profile!r}, section {section!r}: {err}") from err
 
 
-def load_profile(name: str) -> Profile:
-    """Read and validate ``profiles/<name>.yaml``."""
-    choices = available_profiles()
-    if name not in choices:
-        raise ProfileError(f"unknown profile {name!r}; choose one of {choices}")
-    raw = yaml.safe_load((PROFILE_DIR / f"{name}.yaml").read_text()) or {}
+def load_profile(name: str | Path) -> Profile:
+    """Read and validate ``profiles/<name>.yaml``, or a profile file given by its path
+    (a name ending in ``.yaml``; the profile is then named after the file)."""
+    if str(name).endswith((".yaml", ".yml")):
+        path = Path(name)
+        if not path.is_file():
+            raise ProfileError(f"profile file {str(path)!r} does not exist")
+        name = path.stem
+    else:
+        choices = available_profiles()
+        if name not in choices:
+            raise ProfileError(f"unknown profile {name!r}; choose one of {choices} or give a path to a .yaml file")
+        path = PROFILE_DIR / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text()) or {}
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ProfileError(f"profile {name!r}: unknown sections {unknown}; valid sections are {list(SECTIONS)}")
@@ -114,3 +122,23 @@ def load_profile(name: str) -> Profile:
 def current_profile(default: str = "quick") -> str:
     """The profile named by ``NEGSPIKE_PROFILE``, else ``default`` (how nbval runs the smoke profile)."""
     return os.environ.get("NEGSPIKE_PROFILE", default)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m negspike.profiles NAME``: validate a profile; one error line if it is not valid."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m negspike.profiles NAME|PATH.yaml", file=sys.stderr)
+        return 2
+    try:
+        load_profile(args[0])
+    except ProfileError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
