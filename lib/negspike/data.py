@@ -22,6 +22,9 @@ __all__ = [
     "DEBIAN_FMNIST_DIR",
     "DataUnavailableError",
     "TensorLoader",
+    "crop_flip_params",
+    "apply_crop_flip",
+    "random_crop_flip",
     "load_fashion_mnist",
     "load_cifar10",
     "synthetic_dataset",
@@ -67,7 +70,12 @@ class TensorLoader:
     def __len__(self) -> int:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
-    def __iter__(self):
+    def index_batches(self):
+        """The batches of one pass as sample indices: slices in order, or index tensors when
+        shuffled. Counts as a pass (advances ``epoch``), like iterating the loader.
+
+        Processes that build the loader with the same ``seed`` get the same batches, which
+        is how distributed training gives each rank its share of one global batch."""
         n = len(self.x)
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -76,11 +84,54 @@ class TensorLoader:
             order = None
         self.epoch += 1
         for i in range(0, n, self.batch_size):
-            if order is None:
-                yield self.x[i : i + self.batch_size], self.y[i : i + self.batch_size]
-            else:
-                idx = order[i : i + self.batch_size]
-                yield self.x[idx], self.y[idx]
+            yield slice(i, min(i + self.batch_size, n)) if order is None else order[i : i + self.batch_size]
+
+    def __iter__(self):
+        for idx in self.index_batches():
+            yield self.x[idx], self.y[idx]
+
+
+def crop_flip_params(n: int, generator: torch.Generator, padding: int = 4, flip: bool = True):
+    """Random offsets and flips for :func:`apply_crop_flip`, drawn from ``generator``:
+    ``(dy, dx, flipped)``, each of length ``n``; offsets lie in ``[0, 2 * padding]``."""
+    if padding < 0:
+        raise ValueError(f"padding must be >= 0, got {padding}")
+    offsets = torch.randint(0, 2 * padding + 1, (2, n), generator=generator)
+    flipped = torch.rand(n, generator=generator) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+    return offsets[0], offsets[1], flipped
+
+
+def apply_crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flipped: torch.Tensor, padding: int = 4):
+    """Crop image ``i`` of ``x`` ``[N, C, H, W]`` at ``(dy[i], dx[i])`` from its zero-padded
+    copy and mirror it left-right where ``flipped[i]``; one gather for the whole batch."""
+    if x.dim() != 4:
+        raise ValueError(f"expected an image batch [N, C, H, W], got shape {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    if not len(dy) == len(dx) == len(flipped) == n:
+        raise ValueError(f"need one offset and flip per image ({n}), got {len(dy)}, {len(dx)}, {len(flipped)}")
+    if padding == 0 and not bool(flipped.any()):
+        return x
+    dev = x.device
+    dy, dx, flipped = dy.to(dev), dx.to(dev), flipped.to(dev)
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding)) if padding else x
+    hp, wp = h + 2 * padding, w + 2 * padding
+    rows = dy[:, None] + torch.arange(h, device=dev)  # [N, H]
+    cols = torch.arange(w, device=dev).expand(n, w)
+    cols = dx[:, None] + torch.where(flipped[:, None], (w - 1) - cols, cols)  # [N, W]
+    # flat index into each padded image's H x W plane, then one gather over [N, C, H*W]
+    plane = (rows[:, :, None] * wp + cols[:, None, :]).reshape(n, 1, h * w).expand(n, c, h * w)
+    out = padded.reshape(n, c, hp * wp).gather(2, plane)
+    return out.reshape(n, c, h, w)
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator, padding: int = 4, flip: bool = True) -> torch.Tensor:
+    """The standard CIFAR augmentation on a batch ``[N, C, H, W]``: each image is cut at a
+    random place out of its copy zero-padded by ``padding`` pixels (same size as before;
+    on normalised images a zero is the dataset's mean colour)
+    and, with probability 1/2 when ``flip``, mirrored left-right. Vectorised (no loop over
+    images) and deterministic given the state of ``generator`` (a CPU generator)."""
+    dy, dx, flipped = crop_flip_params(len(x), generator, padding, flip)
+    return apply_crop_flip(x, dy, dx, flipped, padding)
 
 
 def _read_idx(path: Path) -> np.ndarray:

@@ -41,8 +41,13 @@ class ANNConfig:
     optimizer: str = "adam"
     train_subset: int | None = None
     seed: int = 0
+    augment: bool = False  # random crop (padding 4) and horizontal flip while training (CIFAR)
+    amp: bool = True  # mixed precision (bfloat16/float16 autocast) on CUDA; ignored on a CPU
 
     def __post_init__(self) -> None:
+        for flag in ("augment", "amp"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag}={getattr(self, flag)!r} must be true or false")
         datasets = ("fashion_mnist", "cifar10", "synthetic_fmnist", "synthetic_cifar10")
         models = ("net4", "vgg16", "resnet18")
         if self.dataset not in datasets:
@@ -91,6 +96,8 @@ def trained_ann(cfg: ANNConfig, device="auto", progress: bool = True) -> tuple[n
             device=device,
             step_name=f"train {cfg.model}",
             progress=progress,
+            augment=cfg.augment,
+            amp=cfg.amp,
         )
         test_acc = evaluate_ann(model, *load_split(cfg.dataset, "test"), device=device)
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history, "test_acc": test_acc}
@@ -146,7 +153,8 @@ def variance_finetuned_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", p
 
         history = train_ann(model, load_split(cfg.dataset, "train", cfg.train_subset, cfg.seed), th.vp_epochs,
                             lr=th.vp_lr, batch_size=cfg.batch_size, seed=cfg.seed + 1, device=device,
-                            extra_loss=extra, step_name="variance penalty", progress=progress)
+                            extra_loss=extra, step_name="variance penalty", progress=progress,
+                            augment=cfg.augment, amp=cfg.amp)
         vp.remove()
         per_batch = len(etas) // max(1, th.vp_epochs)
         for i, h in enumerate(history):  # mean eta per layer over each epoch
@@ -186,7 +194,7 @@ def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bo
         history = train_ann(model, load_split(cfg.dataset, "train", cfg.train_subset, cfg.seed), th.clip_epochs,
                             lr=th.clip_lr, batch_size=cfg.batch_size, seed=cfg.seed + 2, device=device,
                             extra_loss=lambda m, logits, ce: th.clip_l2 * clip_l2(m), post_step=project,
-                            step_name="clipping", progress=progress)
+                            step_name="clipping", progress=progress, augment=cfg.augment, amp=cfg.amp)
         return _finetune_record(model, history, cfg, device)
 
     key = {"ann": asdict(cfg), "threshold": asdict(th)}
