@@ -13,7 +13,7 @@ help:
 	@echo "make reproduce [PROFILE=smoke|quick|paper]  run the experiments into results/<profile>/"
 	@echo "make test                                   unit tests, then every chapter under the smoke profile (nbval)"
 	@echo "make book [PROFILE=...]                     render _build/html with the outputs of a reproduce run"
-	@echo "make bench                                  simulation and calibration cost against the ANN"
+	@echo "make bench                                  speed, memory, spikes and SpikingJelly into results/bench/"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -87,9 +87,15 @@ $(NB_OUT)/report.ipynb: $(CHAPTER_RUNS)
 
 FORCE:
 
+# Benchmarks into results/bench/ (the Performance chapter plots them). SpikingJelly comes from
+# requirements-bench.txt, which the tests never need. Spikes and peers use the quick profile's
+# trained models: cached after `make reproduce`, trained here otherwise.
 bench: $(STAMP)
+	$(PY) -m pip install -q --no-deps -r requirements-bench.txt
 	$(PY) benchmarks/bench_simulation.py
 	$(PY) benchmarks/bench_calibration.py
+	$(PY) benchmarks/bench_spikes.py
+	$(PY) benchmarks/bench_peers.py
 
 clean-cache:
 	rm -rf data/cache

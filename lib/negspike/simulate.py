@@ -11,7 +11,7 @@ from torch import nn
 
 from .convert import SNN
 from .data import TensorLoader
-from .train import progress_bar, select_device
+from .train import memory_format_for, progress_bar, select_device
 
 __all__ = ["SimulationResult", "simulate", "count_macs", "fanouts"]
 
@@ -110,15 +110,25 @@ def simulate(
     Returns the accuracy at every ``T <= T_max``, firing rates per layer (positive and
     negative spikes separately) and synaptic operations. Small chunks of steps keep the
     buffers in cache; on a 2-core CPU batch 128 with chunks of 4 steps was fastest.
+    Image batches run in channels-last memory format (:func:`~negspike.train.memory_format_for`),
+    as the ANN does, which speeds up the convolutions; the SNN is handed back in NCHW.
     """
     if not isinstance(T_max, int) or T_max < 1:
         raise ValueError(f"T_max must be a positive integer, got {T_max!r}")
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     device = select_device(device)
-    snn.eval().to(device)
+    fmt = memory_format_for(x)
+    snn.eval().to(device, memory_format=fmt)
+    try:
+        return _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress)
+    finally:
+        snn.to(memory_format=torch.contiguous_format)
+
+
+def _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress) -> SimulationResult:
     neurons = snn.neurons
-    fan, first_macs, ann_macs = fanouts(snn, x[:1].to(device))
+    fan, first_macs, ann_macs = fanouts(snn, x[:1].to(device, memory_format=fmt))
     correct = torch.zeros(T_max, dtype=torch.long)
     pos = {n: 0 for n in neurons}
     neg = {n: 0 for n in neurons}
@@ -126,7 +136,7 @@ def simulate(
     start = time.perf_counter()
     loader = TensorLoader(x, y, batch_size)
     for xb, yb in progress_bar(loader, f"simulate T<={T_max}", progress):
-        xb, yb = xb.to(device), yb.to(device)
+        xb, yb = xb.to(device, memory_format=fmt), yb.to(device)
         snn.reset()
         acc_out = None
         t0 = 0
