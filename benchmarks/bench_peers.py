@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from bench_simulation import median_seconds, wall
 
 import negspike
 from negspike.data import TensorLoader
@@ -75,17 +76,6 @@ def import_spikingjelly():
     except ImportError:
         return None
     return version("spikingjelly"), ann2snn, functional
-
-
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 # SpikingJelly -------------------------------------------------------------------------------
@@ -238,7 +228,7 @@ def main() -> None:
 
                 modes = {f"multi-step, chunks of {args.chunk} steps": sj_run(True), "single-step": sj_run(False)}
             for mode, fn in modes.items():
-                s = median_time(fn, args.repeats)
+                s = median_seconds(wall(fn, torch.device("cpu")), args.repeats)
                 speed.append({**r.labels, "mode": mode, "T": args.speed_T, "batch": len(xb),
                               "images_per_s": len(xb) / s, "threads": torch.get_num_threads()})
     speed_df = pd.DataFrame(speed)
