@@ -8,7 +8,8 @@ from the batch; its SNN is converted with the learned thresholds.
   (one optimiser step, including the call's small set-up: hooks, a fresh Adam), after a
   warm-up call; the SNN is converted once.
 * ``ann_ms``: one ANN forward (eval, no grad) in its fastest memory format (NCHW and
-  channels-last are both timed); ``ratio = step_ms / (T * ann_ms)``.
+  channels-last are both timed first), median of forward passes alternating with the
+  calibration steps of the row; ``ratio = step_ms / (T * ann_ms)``.
 * ``ann_train_ms``: one ANN training step (forward, backward, Adam) for comparison;
   ``train_ratio = step_ms / (T * ann_train_ms)``.
 * ``peak_mem_mb``: extra peak resident memory of one calibration step in a fresh spawned
@@ -17,6 +18,7 @@ from the batch; its SNN is converted with the learned thresholds.
   ANN forward. On CUDA, ``torch.cuda.max_memory_allocated`` instead.
 
 The calibration runs in ``--memory-format`` (default NCHW, as ``negspike.pipeline`` calls it).
+glibc's heap thresholds are fixed first unless ``--default-malloc`` (see bench_simulation.py).
 Writes results/bench/calibration.csv. Usage:
 python benchmarks/bench_calibration.py [--batch 128] [--T 4 8 10] [--steps 5]
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import time
 from pathlib import Path
 
@@ -31,7 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench_simulation import FORMATS, in_fresh_process, median_seconds, run_peak_mb, wall
+from bench_simulation import FORMATS, in_fresh_process, interleaved, median_seconds, run_peak_mb, tune_malloc, wall
 from negspike import activation_thresholds, convert
 from negspike.calibrate import calibrate_joint
 from negspike.data import synthetic_dataset
@@ -84,21 +87,33 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    ap.add_argument("--default-malloc", action="store_true", help="leave glibc's adaptive heap thresholds alone")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "calibration.csv")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    malloc = "default" if args.default_malloc or not tune_malloc() else "tuned"
     start = time.perf_counter()
     device = select_device(args.device)
     opts = {"threads": args.threads, "device": args.device, "memory_format": args.memory_format}
     ann, x, fmt = build(args.batch, opts)
 
     ann_ms = {}
+    anns = {}
     with torch.no_grad():
         for name, f in FORMATS.items():
             a = copy.deepcopy(ann).to(memory_format=f)
             xf = x.contiguous(memory_format=f)
+            anns[name] = (a, xf)
             ann_ms[name] = median_seconds(wall(lambda: a(xf), device), 10) * 1e3
     ann_fmt = min(ann_ms, key=ann_ms.get)
+    fast_ann, x_ann = anns.pop(ann_fmt)
+    del anns
+
+    def ann_forward_fn():
+        with torch.no_grad():
+            fast_ann(x_ann)
+
+    ann_forward = wall(ann_forward_fn, device)
 
     # One ANN training step (forward, cross-entropy, backward, Adam) in the fastest format.
     a = copy.deepcopy(ann).to(memory_format=FORMATS[ann_fmt]).train()
@@ -123,15 +138,18 @@ def main() -> None:
     rows = []
     snn = convert(ann).to(memory_format=fmt)
     for T in args.T:
-        step = median_seconds(wall(lambda: calibration_step(snn, ann, x, T), device), args.steps) * 1e3
+        step, ann_runs = interleaved(wall(lambda: calibration_step(snn, ann, x, T), device), ann_forward,
+                                     args.steps)
+        step *= 1e3
+        fwd = statistics.median(ann_runs) * 1e3
         peak = None if args.no_memory else in_fresh_process(peak_child, "cal", args.batch, T, opts)
         row = {
             "model": "net4",
             "batch": args.batch,
             "T": T,
             "step_ms": step,
-            "ann_ms": ann_ms[ann_fmt],
-            "ratio": step / (T * ann_ms[ann_fmt]),
+            "ann_ms": fwd,
+            "ratio": step / (T * fwd),
             "ann_train_ms": ann_train_ms,
             "train_ratio": step / (T * ann_train_ms),
             "ann_memory_format": ann_fmt,
@@ -141,13 +159,14 @@ def main() -> None:
             "peak_mem_mb": peak,
             "ann_peak_mem_mb": ann_peak,
             "threads": torch.get_num_threads(),
+            "malloc": malloc,
             "device": str(device),
             "steps": args.steps,
             "torch": torch.__version__,
         }
         rows.append(row)
         pk = "-" if peak is None else f"{peak:.0f}"
-        print(f"{T:>4} {step:>9.1f} {T * ann_ms[ann_fmt]:>11.1f} {row['ratio']:>6.2f} {row['train_ratio']:>11.2f} "
+        print(f"{T:>4} {step:>9.1f} {T * fwd:>11.1f} {row['ratio']:>6.2f} {row['train_ratio']:>11.2f} "
               f"{pk:>9}")
     if ann_peak is not None:
         print(f"ANN forward peak memory: {ann_peak:.0f} MiB")

@@ -8,17 +8,27 @@ maxima of the ANN's activations on the batch (the dense work does not depend on 
 Timing (median of ``--repeats`` runs after one warm-up run, all in this process):
 
 * ``ann_ms``: one ANN forward pass (eval, no grad) in its *fastest* memory format; both
-  NCHW (``ann_contiguous_ms``) and channels-last (``ann_channels_last_ms``) are timed, since
-  channels-last convolutions are much faster on this CPU.
-* ``snn_ms``: ``negspike.simulate`` on one batch for ``T`` steps in chunks of ``--chunk``
-  steps (its own clock, ``SimulationResult.seconds``: neurons, spike counting and readout,
-  without the one-off fan-out count per call).
-* ``dynamics_ms``: the same chunks through ``SNN.forward`` alone, spike counting off.
+  NCHW (``ann_contiguous_ms``) and channels-last (``ann_channels_last_ms``) are timed first,
+  since channels-last convolutions are much faster on this CPU. ``ann_ms`` itself is the
+  median of forward passes of the faster one that alternate with the SNN runs of the row
+  (a shared machine's slow phases then hit both sides of the ratio).
+* ``snn_ms``: ``negspike.simulate`` for ``T`` steps in chunks of ``--chunk`` steps, per
+  batch: its own clock (``SimulationResult.seconds``: neurons, spike counting and readout,
+  without the one-off fan-out count per call) over ``--sim-batches`` copies of the batch,
+  divided by their number. A call allocates the neurons' output memory on its first batch
+  and reuses it for the others, as it does over a test set.
+* ``dynamics_ms``: the same chunks through ``SNN.forward`` alone, one batch, spike counting
+  off, output memory kept from the previous run (the steady state).
 * ``ratio = snn_ms / (T * ann_ms)``, ``dynamics_ratio = dynamics_ms / (T * ann_ms)``.
 
+Unless ``--default-malloc``, glibc's heap thresholds are fixed first (``tune_malloc``;
+column ``malloc``), so that neither network's time depends on page faults caused by the
+order of earlier allocations.
+
 Peak memory (``peak_mem_mb``, ``ann_peak_mem_mb``): each configuration runs once more in a
-fresh child process (multiprocessing ``spawn``) that builds the model and input, runs a
-1-image warm-up (so that the thread pool and oneDNN's kernels exist), then resets the
+fresh child process (multiprocessing ``spawn``, glibc's default heap settings) that builds
+the model and input, runs a 1-image warm-up (so that the thread pool and oneDNN's kernels
+exist), returns freed heap memory to the system (``malloc_trim``), then resets the
 kernel's peak-RSS mark (``/proc/self/clear_refs``) and reads ``VmRSS``; the figure is
 ``VmHWM`` after one ``simulate`` call (one ANN forward for the ANN) minus that ``VmRSS``:
 the extra resident memory the run needed on top of the model and its input. Where
@@ -33,6 +43,8 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import copy
+import ctypes
+import gc
 import multiprocessing
 import platform
 import resource
@@ -74,6 +86,18 @@ def median_seconds(measure, repeats: int) -> float:
     return statistics.median(measure() for _ in range(repeats))
 
 
+def interleaved(measure_a, measure_b, repeats: int) -> tuple[float, list[float]]:
+    """Median of ``repeats`` calls of ``measure_a`` and the list of as many ``measure_b``
+    results, the calls alternating (after one warm-up call of each)."""
+    measure_a()
+    measure_b()
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(measure_a())
+        b.append(measure_b())
+    return statistics.median(a), b
+
+
 def wall(fn, device: torch.device):
     """A measure: the wall time of ``fn()``, synchronised on CUDA."""
 
@@ -85,6 +109,23 @@ def wall(fn, device: torch.device):
         return time.perf_counter() - t
 
     return measure
+
+
+def tune_malloc() -> bool:
+    """Ask glibc to keep freed heap memory (mmap threshold 32 MiB, trim threshold 1 GiB).
+
+    By default glibc adapts both thresholds as blocks are freed, so whether a forward pass
+    refills its 19 MB activations from kept memory or takes ~10^4 page faults depends on
+    the order of earlier allocations: the same channels-last Net4 forward then takes 30 or
+    50 ms. With fixed thresholds neither the ANN nor the SNN pays such faults, which gives
+    the ANN its best time. Returns False where this is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+        return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(libc.mallopt(m_trim_threshold, 1 << 30))
+    except (OSError, AttributeError):
+        return False
 
 
 def _proc_kb(field: str) -> int | None:
@@ -99,6 +140,11 @@ def _proc_kb(field: str) -> int | None:
 
 def run_peak_mb(fn, device: torch.device) -> float:
     """Extra peak memory (MiB) of ``fn()`` over what the process holds before it (see module doc)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)  # freed memory kept by the heap leaves RSS
+    except (OSError, AttributeError):
+        pass
     if device.type == "cuda":
         synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -199,36 +245,48 @@ def bench_model(model: str, batch: int, args, opts: dict) -> list[dict]:
     ann, snn, x, y = build(model, batch, opts)
     x, y = x.to(device), y.to(device)
     ann_ms = {}
+    anns = {}
     with torch.no_grad():
         for name, fmt in FORMATS.items():
             a = copy.deepcopy(ann).to(device, memory_format=fmt)
             xf = x.contiguous(memory_format=fmt)
+            anns[name] = (a, xf)
             ann_ms[name] = median_seconds(wall(lambda: a(xf), device), args.repeats * 2) * 1e3
     ann_fmt = min(ann_ms, key=ann_ms.get)
+    fast_ann, x_ann = anns[ann_fmt]
+    del anns
     fmt = snn_format(x, args.snn_format)
     snn = snn.to(device, memory_format=fmt)
     xs = x.contiguous(memory_format=fmt)
+    k = args.sim_batches
+    x_k, y_k = xs.repeat(k, *([1] * (xs.dim() - 1))), y.repeat(k)
     print(f"\n{model}, batch {batch}: ANN forward {ann_ms['contiguous']:.1f} ms (NCHW), "
           f"{ann_ms['channels_last']:.1f} ms (channels-last); SNN in {format_name(fmt)}, chunks of {args.chunk}")
     ann_peak = None if args.no_memory else in_fresh_process(
         peak_child, "ann", model, batch, 1, {**opts, "ann_format": ann_fmt})
     print(f"{'T':>4} {'SNN ms':>9} {'dyn ms':>9} {'T x ANN ms':>11} {'ratio':>6} {'dyn ratio':>9} {'peak MiB':>9}")
+    ann_forward = wall(lambda: fast_ann(x_ann), device)
     rows = []
     for T in args.T:
 
         def sim() -> float:
-            return simulate(snn, xs, y, T, batch_size=batch, chunk=args.chunk, device=device, progress=False).seconds
+            return simulate(snn, x_k, y_k, T, batch_size=batch, chunk=args.chunk, device=device,
+                            progress=False).seconds / k
 
-        snn_s = median_seconds(sim, args.repeats)
+        # ANN forward passes alternate with the SNN runs, so that slow phases of a shared
+        # machine hit both; the ratio uses the median ANN time measured for this T.
+        snn_s, ann_a = interleaved(sim, ann_forward, args.repeats)
         snn.to(memory_format=fmt)  # simulate hands the SNN back in NCHW
         with torch.no_grad():
             for m in snn.neurons.values():
                 m.count_spikes = False
-            dyn_s = median_seconds(wall(lambda: run_chunks(snn, xs, T, args.chunk), device), args.repeats)
+            dyn_s, ann_b = interleaved(wall(lambda: run_chunks(snn, xs, T, args.chunk), device), ann_forward,
+                                       args.repeats)
             for m in snn.neurons.values():
                 m.count_spikes = True
+        ann_t = statistics.median(ann_a + ann_b) * 1e3
         peak = None if args.no_memory else in_fresh_process(peak_child, "snn", model, batch, T, opts)
-        base = T * ann_ms[ann_fmt]
+        base = T * ann_t
         row = {
             "model": model if model == "net4" else f"vgg16-w{opts['vgg_width']:g}",
             "batch": batch,
@@ -237,7 +295,7 @@ def bench_model(model: str, batch: int, args, opts: dict) -> list[dict]:
             "neuron": args.neuron,
             "snn_ms": snn_s * 1e3,
             "dynamics_ms": dyn_s * 1e3,
-            "ann_ms": ann_ms[ann_fmt],
+            "ann_ms": ann_t,
             "ratio": snn_s * 1e3 / base,
             "dynamics_ratio": dyn_s * 1e3 / base,
             "ann_memory_format": ann_fmt,
@@ -247,8 +305,10 @@ def bench_model(model: str, batch: int, args, opts: dict) -> list[dict]:
             "peak_mem_mb": peak,
             "ann_peak_mem_mb": ann_peak,
             "threads": torch.get_num_threads(),
+            "malloc": opts["malloc"],
             "device": str(device),
             "repeats": args.repeats,
+            "sim_batches": k,
             "torch": torch.__version__,
             "cpu": platform.processor() or platform.machine(),
         }
@@ -270,17 +330,21 @@ def main() -> None:
     ap.add_argument("--T", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     ap.add_argument("--chunk", type=int, default=4, help="time steps per SNN call (negspike.simulate's default)")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--sim-batches", type=int, default=4, help="batches per timed simulate call")
     ap.add_argument("--neuron", default="signed", choices=["signed", "ibt", "if"])
     ap.add_argument("--snn-format", default="auto", choices=["auto", *FORMATS],
                     help="memory format of the SNN (auto: negspike.train.memory_format_for, as simulate uses)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
+    ap.add_argument("--default-malloc", action="store_true",
+                    help="leave glibc's adaptive heap thresholds alone (see tune_malloc)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "simulation.csv")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     opts = {"threads": args.threads, "neuron": args.neuron, "chunk": args.chunk, "vgg_width": args.vgg_width,
-            "device": args.device, "snn_format": args.snn_format}
+            "device": args.device, "snn_format": args.snn_format,
+            "malloc": "default" if args.default_malloc or not tune_malloc() else "tuned"}
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     rows = []
     for model in args.models:

@@ -149,3 +149,27 @@ def test_written_out_bptt_equals_autograd_through_the_steps(make):
     assert torch.allclose(grads[0][0], grads[1][0], atol=1e-5)
     assert torch.allclose(grads[0][1], grads[1][1], atol=1e-5)
     assert grads[0][0].abs().sum() > 0
+
+
+def test_reused_output_memory_never_overwrites_a_held_output_or_membrane():
+    """The fast path writes into the previous chunk's output and updates the membrane in
+    place only when nothing else holds them; held tensors must keep their values."""
+    torch.manual_seed(3)
+    z = torch.randn(40, 6) * 2
+    n = SignedIFNeuron(1.0, -0.3, 0.1, v_init=0.5)
+    n.steps, n.batch = 3, 40
+    first = n(z)
+    kept, v_held = first.clone(), n.v
+    v_kept = v_held.clone()
+    second = n(z)
+    assert torch.equal(first, kept), "a held output was overwritten by the next chunk"
+    assert torch.equal(v_held, v_kept), "a held membrane was updated in place"
+    assert second.data_ptr() != first.data_ptr()
+    # Dropping the output lets the next chunk reuse its memory, with the same results.
+    ref = SignedIFNeuron(1.0, -0.3, 0.1, v_init=0.5)
+    ref.steps, ref.batch = 9, 40
+    expected = ref(z).view(9, 40, 6)
+    n.reset()
+    outs = [n(z).view(3, 40, 6).clone() for _ in range(3)]
+    assert torch.equal(torch.cat(outs), expected)
+    assert (n.pos_spikes, n.neg_spikes) == (ref.pos_spikes, ref.neg_spikes)

@@ -63,9 +63,23 @@ def spike(x: torch.Tensor, kappa: float = 6.7) -> torch.Tensor:
 
 # Elements of one block of the neuron loop on the CPU. The loop runs every time step of a
 # chunk on one block of samples before it moves to the next, so that the block's membrane,
-# input, output and scratch (5 x 256 KiB) stay in cache instead of streaming each of the
+# input, output and scratch (5 x 1 MiB) stay in cache instead of streaming each of the
 # seven passes per step through main memory (Net4's first layer at batch 256 holds 19 MB).
-CPU_BLOCK = 1 << 16
+# Blocks much smaller than this make many short multi-threaded operations, whose thread
+# synchronisation costs more than the cache saves, badly so when the cores are shared.
+CPU_BLOCK = 1 << 18
+
+_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
+
+
+def _use_count(t: torch.Tensor) -> int | None:
+    """How many tensors (and storage objects) hold the memory of ``t``; None if unknown."""
+    if _storage_use_count is None:
+        return None
+    try:  # a private API: without it nothing is reused
+        return _storage_use_count(t.untyped_storage()._cdata)
+    except Exception:
+        return None
 
 
 def _steps_like(v: torch.Tensor, steps: int) -> torch.Tensor:
@@ -79,28 +93,30 @@ def _steps_like(v: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False):
+def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False, out=None):
     """The neuron's recurrence over ``cur`` ([steps, batch, ...]) from membrane ``v``.
 
     Thresholds are Python scalars; ``n_th is None`` means no negative spikes. The neuron
     is memory bound, so each step is a few in-place passes over preallocated buffers, and
     on the CPU the batch is cut into blocks of about :data:`CPU_BLOCK` elements that run
     all steps while they are in cache. Returns the outputs (spike magnitudes, laid out
-    like ``v``), the final membrane and, with ``count``, the number of spikes and the sum
-    of the outputs as 0-d tensors (else ``None``). ``u_all``, when given, receives the
-    membrane after integration and before reset at every step (for BPTT).
+    like ``v``; written into ``out`` when given), the final membrane and, with ``count``,
+    the numbers of positive and negative spikes (else ``None``). ``u_all``, when given, receives the membrane after
+    integration and before reset at every step (for BPTT).
     """
     v = v.clone()
     steps, batch = cur.shape[0], v.shape[0]
-    out = _steps_like(v, steps)
+    if out is None:
+        out = _steps_like(v, steps)
     per_sample = max(1, v[0].numel()) if batch else 1
     rows = max(1, min(batch, CPU_BLOCK // per_sample)) if v.device.type == "cpu" else max(1, batch)
     pos_buf = torch.empty_like(v[:rows])
     neg_buf = torch.empty_like(v[:rows]) if n_th is not None else None
-    counts = None
-    if count:
-        counts = (torch.zeros((), dtype=torch.long, device=v.device),
-                  torch.zeros((), dtype=torch.float64, device=v.device))
+    if count:  # spikes of each block and step, summed from the 0/1 masks while in cache
+        dims = tuple(range(v.dim()))
+        n_sums = -(-batch // rows) * steps
+        sums = torch.zeros(2, n_sums, dtype=torch.float64, device=v.device)
+    k = 0
     for b0 in range(0, batch, rows):
         b1 = min(batch, b0 + rows)
         vb, cb, ob = v[b0:b1], cur[:, b0:b1], out[:, b0:b1]
@@ -113,13 +129,18 @@ def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False):
             torch.ge(vb, p_th, out=pos)
             torch.mul(pos, pv, out=ob[t])
             vb.sub_(pos, alpha=p_th)
+            if count:
+                torch.sum(pos, dims, dtype=torch.float64, out=sums[0, k])  # exact in float64
             if neg is not None:
                 torch.le(vb, n_th, out=neg)  # v >= 0 here after a positive spike
                 ob[t].add_(neg, alpha=nv)
                 vb.sub_(neg, alpha=n_th)
-        if counts is not None:  # while the block's outputs are still in cache
-            counts[0].add_(torch.count_nonzero(ob))
-            counts[1].add_(ob.sum(dtype=torch.float64))
+                if count:
+                    torch.sum(neg, dims, dtype=torch.float64, out=sums[1, k])
+            k += 1
+    counts = None
+    if count:
+        counts = tuple(int(c) for c in sums.sum(1).tolist())
     return out, v, counts
 
 
@@ -191,6 +212,9 @@ class SpikingNeuron(nn.Module):
         self.count_spikes = True
         # Optional per-neuron initial membrane offset, added to v_init * P_th (calibration).
         self.v0: nn.Parameter | None = None
+        # Output memory of the last fast (no-grad) chunk and its number of users when free,
+        # reused by the next chunk once no one holds it any more; see :meth:`release_buffers`.
+        self._out_buf: tuple[torch.Tensor, int | None] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -281,36 +305,55 @@ class SpikingNeuron(nn.Module):
 
     def _run_fast(self, cur: torch.Tensor) -> torch.Tensor:
         """Same dynamics as :meth:`_run_differentiable`, without autograd; counts the spikes
-        (when ``count_spikes``) block by block inside the loop."""
-        out, self.v, counts = _integrate_and_fire(cur, self.v, *self._scalar_thresholds(), count=self.count_spikes)
+        (when ``count_spikes``) block by block inside the loop.
+
+        The output is written into the previous chunk's output memory when no other tensor
+        uses it any more: fresh large allocations cost page faults (glibc maps every block
+        above its mmap threshold anew).
+        """
+        # The membrane is always copied: a caller may hold ``self.v`` itself, which no
+        # storage count can see.
+        out, self.v, counts = _integrate_and_fire(cur, self.v, *self._scalar_thresholds(), count=self.count_spikes,
+                                                  out=self._output_memory(self.v, cur.shape[0]))
         if counts is not None:
-            self._add_counts(int(counts[0]), float(counts[1]), out.numel())
+            self._add_counts(*counts, out.numel())
         return out
 
-    def _add_counts(self, total: int, out_sum: float, numel: int) -> None:
-        """Counters from the number of spikes and the sum of the outputs (scalar spike values):
-        ``sum(out) = P*pv + N*nv`` and ``P + N = total``."""
-        if self.n_th is None:
-            self.pos_spikes += total
-        else:
-            pv, nv = self.pos_value.item(), self.neg_value.item()
-            pos = round((out_sum - nv * total) / (pv - nv))
-            self.pos_spikes += pos
-            self.neg_spikes += total - pos
+    def _output_memory(self, v: torch.Tensor, steps: int) -> torch.Tensor:
+        """``[steps, *v.shape]`` laid out like ``v``: the kept buffer when it fits and nothing
+        else holds it (its memory has as many users as right after it was made)."""
+        if self._out_buf is not None:
+            buf, users = self._out_buf
+            if (users is not None and buf.shape[0] >= steps and buf.shape[1:] == v.shape and buf.dtype == v.dtype
+                    and buf.device == v.device and buf[0].stride() == v.stride() and _use_count(buf) == users):
+                return buf[:steps]
+        self._out_buf = None  # let the old buffer go before allocating
+        buf = _steps_like(v, steps)
+        self._out_buf = (buf, _use_count(buf))
+        return buf
+
+    def release_buffers(self) -> None:
+        """Drop the kept output memory (``negspike.simulate`` does so when it ends)."""
+        self._out_buf = None
+
+    def _add_counts(self, pos: int, neg: int, numel: int) -> None:
+        self.pos_spikes += pos
+        self.neg_spikes += neg
         self.neuron_steps += numel
 
     def _count(self, out: torch.Tensor) -> None:
         """Add this chunk's positive and negative spikes to the counters."""
         total = int(torch.count_nonzero(out))
-        if self.n_th is None or (self.pos_value.dim() == 0 and self.neg_value.dim() == 0):
-            # two fast read-only reductions instead of two boolean passes over the chunk
-            out_sum = out.sum(dtype=torch.float64).item() if self.n_th is not None else 0.0
-            self._add_counts(total, out_sum, out.numel())
-            return
-        pos = int(torch.count_nonzero(out > 0))
-        self.pos_spikes += pos
-        self.neg_spikes += total - pos
-        self.neuron_steps += out.numel()
+        if self.n_th is None:
+            pos = total
+        elif self.pos_value.dim() == 0 and self.neg_value.dim() == 0:
+            # sum(out) = P*pv + N*nv and P + N = total: two fast read-only reductions
+            # instead of two boolean passes over the chunk.
+            pv, nv = self.pos_value.item(), self.neg_value.item()
+            pos = round((out.sum(dtype=torch.float64).item() - nv * total) / (pv - nv))
+        else:
+            pos = int(torch.count_nonzero(out > 0))
+        self._add_counts(pos, total - pos, out.numel())
 
 
 class IFNeuron(SpikingNeuron):

@@ -124,6 +124,8 @@ def simulate(
         return _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress)
     finally:
         snn.to(memory_format=torch.contiguous_format)
+        for m in snn.neurons.values():
+            m.release_buffers()
 
 
 def _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress) -> SimulationResult:
