@@ -3,6 +3,8 @@
   conversion   trained ANN, max thresholds, signed and IBT neurons, no calibration
   threshold    variance penalty + trainable clipping, with/without (paper's Table 4)
   calibration  none / layer-wise / joint with three weightings (Fig. 3, Table 5)
+  cifar        VGG-16 and ResNet-18 on CIFAR-10: two-stage against proposed (Tables 2, 3);
+               needs a profile with a 'cifar' section (cifar-cpu, paper, smoke)
 
 Usage: python scripts/run_study.py STUDY [--profile quick] [--T-max N] [--test-subset N|0]
 """
@@ -16,14 +18,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from negspike.experiments import calibration_study, conversion_baselines, threshold_study
+from negspike.experiments import calibration_study, cifar_study, conversion_baselines, threshold_study
 from negspike.profiles import ProfileError, load_profile
 from negspike.results import write_table
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("study", choices=["conversion", "threshold", "calibration"])
+    ap.add_argument("study", choices=["conversion", "threshold", "calibration", "cifar"])
     ap.add_argument("--profile", default="quick", help="a profile name or the path to a .yaml profile")
     ap.add_argument("--T-max", type=int, help="longest simulation (default: the profile's)")
     ap.add_argument("--test-subset", type=int, help="test images, 0 for all (default: the profile's)")
@@ -39,6 +41,10 @@ def main() -> None:
     if args.test_subset is not None:
         ev = replace(ev, test_subset=args.test_subset or None)
     prof = replace(prof, evaluation=ev)
+    if prof.cifar is not None and (args.T_max or args.test_subset is not None):
+        prof = replace(prof, cifar=replace(prof.cifar, T_max=args.T_max or prof.cifar.T_max,
+                                           test_subset=(args.test_subset or None) if args.test_subset is not None
+                                           else prof.cifar.test_subset))
     out = args.out or Path("results") / prof.name
     out.mkdir(parents=True, exist_ok=True)
     pd.set_option("display.width", 160)
@@ -62,6 +68,13 @@ def main() -> None:
         a = tables["threshold_snn_acc"]
         print("\nSNN accuracy\n", a[a["T"].isin(report)].pivot(index="T", columns="threshold_optimisation",
                                                               values="snn_acc").to_string())
+    elif args.study == "cifar":
+        if prof.cifar is None:
+            sys.exit(f"error: profile {prof.name!r} has no 'cifar' section; use cifar-cpu, paper or smoke")
+        tables = {f"cifar10_{k}": v for k, v in cifar_study(prof).items()}
+        print(tables["cifar10_ann_acc"].to_string(index=False))
+        print(tables["cifar10_summary"].to_string(index=False))
+        print(tables["cifar10_seconds"].to_string(index=False))
     else:
         tables = {f"calibration_{k}": v for k, v in calibration_study(prof).items()}
         a = tables["calibration_snn_acc"]

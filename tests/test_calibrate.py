@@ -124,3 +124,29 @@ def test_bad_calibration_arguments():
         calibrate_joint(snn, ann, x, T=0, progress=False)
     with pytest.raises(ValueError, match="unknown parameter kinds"):
         calibrate_joint(snn, ann, x, T=4, train=("gains",), progress=False)
+
+
+def test_layerwise_forward_stops_after_the_layer_without_changing_the_result(monkeypatch):
+    """Layer-wise calibration ends each forward pass after the layer it calibrates; on a
+    residual network that must give the same weights as running the whole network, and
+    leave no hook behind."""
+    import copy
+
+    from negspike import calibrate
+    from negspike.models import resnet18
+
+    torch.manual_seed(0)
+    ann = resnet18(width=1 / 16).eval()
+    x = torch.randn(24, 3, 32, 32)
+    snn = convert(ann, activation_thresholds(ann, x), "signed", v_init=0.5)
+    full = copy.deepcopy(snn)
+    kwargs = dict(T=3, epochs=1, lr=1e-2, batch_size=12, seed=0, progress=False, device="cpu")
+    calibrate_layerwise(snn, ann, x, **kwargs)
+    monkeypatch.setattr(calibrate, "_stop_forward", lambda *args: None)  # run every layer
+    calibrate_layerwise(full, ann, x, **kwargs)
+    for (name, a), (_, b) in zip(snn.state_dict().items(), full.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-6), f"{name} differs when the forward pass stops early"
+    changed = any(not torch.equal(a, b) for a, b in zip(snn.state_dict().values(), convert(
+        ann, activation_thresholds(ann, x), "signed", v_init=0.5).state_dict().values()))
+    assert changed, "calibration changed nothing, so the comparison proves nothing"
+    assert all(not m._forward_hooks for m in snn.modules()), "a hook was left behind"

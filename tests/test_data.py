@@ -63,3 +63,20 @@ def test_tensor_loader_shuffles_reproducibly_and_covers_everything():
     a = [b[0].tolist() for b in TensorLoader(x, x, 3, shuffle=True, seed=1)]
     b = [b[0].tolist() for b in TensorLoader(x, x, 3, shuffle=True, seed=1)]
     assert a == b and sorted(sum(a, [])) == list(range(10)) and len(a) == 4
+
+
+def test_cifar10_jpeg_is_its_own_dataset_and_says_where_it_looked(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8), "y_train": np.arange(6),
+              "x_test": rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), "y_test": np.arange(4)}
+    np.savez(tmp_path / "copy.npz", **arrays)
+    monkeypatch.setenv("NEGSPIKE_CIFAR10_JPEG", str(tmp_path / "copy.npz"))
+    x, y = data.load_dataset("cifar10_jpeg", "test")
+    assert x.shape == (4, 3, 32, 32) and y.tolist() == [0, 1, 2, 3]
+    raw = torch.from_numpy(arrays["x_test"]).permute(0, 3, 1, 2).float() / 255
+    mean, std = torch.tensor(data.CIFAR_MEAN).view(1, 3, 1, 1), torch.tensor(data.CIFAR_STD).view(1, 3, 1, 1)
+    assert torch.allclose(x, (raw - mean) / std)
+
+    monkeypatch.setattr(data, "cifar10_jpeg_candidates", lambda: [tmp_path / "missing.npz"])
+    with pytest.raises(DataUnavailableError, match=r"cifar10_jpeg: no cifar10-jpeg.npz found \(tried .*missing"):
+        data.load_dataset("cifar10_jpeg", "train")

@@ -46,3 +46,56 @@ def test_defaults_fill_missing_keys_and_lists_become_tuples(tmp_path, monkeypatc
     write(tmp_path, monkeypatch, "calibration: {T: [4, 8]}\nann: {lr: 1}\n")
     prof = load_profile("p")
     assert prof.calibration.T == (4, 8) and prof.ann.lr == 1.0 and prof.ann.epochs == 10
+
+
+def test_cifar_sections_of_the_shipped_profiles():
+    cpu, smoke, paper, quick = (load_profile(n) for n in ("cifar-cpu", "smoke", "paper", "quick"))
+    assert cpu.chapters == ("cifar10",) and cpu.cifar.dataset == "cifar10_jpeg" and cpu.cifar.width < 1
+    assert smoke.cifar.dataset == "synthetic_cifar10" and smoke.chapters is None
+    assert paper.cifar.dataset == "cifar10" and paper.cifar.width == 1.0 and paper.cifar.test_subset is None
+    assert quick.cifar is None
+    for prof in (cpu, smoke, paper):
+        assert prof.cifar.models == ("vgg16", "resnet18") and prof.cifar.calibration_T == (4, 8)
+        ann = prof.cifar.ann_config("resnet18")
+        assert (ann.model, ann.optimizer, ann.augment, ann.dataset) == ("resnet18", "sgd", True, prof.cifar.dataset)
+        cal = prof.cifar.calibration_config("layerwise", 8)
+        assert (cal.method, cal.neuron, cal.T) == ("layerwise", "signed", (8,))
+        two = prof.cifar.calibration_config("two_stage", 4)
+        assert (two.method, two.neuron, two.T) == ("layerwise", "ibt", (4,))
+        assert {"two_stage", "joint"} <= set(prof.cifar.methods)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("cifar: {models: [alexnet]}\n", r"models=\['alexnet'\]: choose from 'vgg16', 'resnet18'"),
+        ("cifar: {dataset: imagenet}\n", r"unknown CIFAR dataset 'imagenet'"),
+        ("cifar: {calibration_T: [4, 32], T_max: 16}\n", r"T_max >= max\(calibration_T\)"),
+        ("cifar: {alpha: 0}\n", r"alpha=0.0 must lie in \(0, 1\)"),
+        ("cifar: {methods: [joint, spline]}\n", r"methods=\['joint', 'spline'\]: choose each of"),
+        ("cifar: {test_subset: 0}\n", r"test_subset=0 must be >= 1"),
+        ("cifar: {calibration_epochs: 0}\n", r"need calibration_epochs >= 1"),
+        ("chapters: [cifar10, no_such_chapter]\n", r"must be a list of chapters of _toc.yml"),
+    ],
+)
+def test_bad_cifar_settings_and_chapters_are_named(tmp_path, monkeypatch, text, match):
+    write(tmp_path, monkeypatch, text)
+    with pytest.raises(ProfileError, match=match):
+        load_profile("p")
+
+
+def test_make_reproduce_runs_the_chapters_the_profile_lists():
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+
+    def planned(profile):
+        out = subprocess.run(["make", "-n", "-B", "reproduce", f"PROFILE={profile}"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout
+        return [line.split()[2] for line in out.splitlines() if "scripts/run_chapter.py" in line]
+
+    assert planned("cifar-cpu") == ["book/cifar10.ipynb"]
+    quick = planned("quick")
+    assert quick[-1] == "book/report.ipynb" and "book/cifar10.ipynb" in quick and "book/if_neuron.ipynb" in quick
+    assert len(quick) == len(profiles.book_chapters())

@@ -145,7 +145,7 @@ def test_damaged_or_foreign_checkpoint_is_reported_and_rebuilt(tmp_path, damage)
         (lambda: ANNConfig(alpha=0.0), ValueError, r"alpha=0.0 must lie in \(0, 1\)"),
         (lambda: ANNConfig(alpha=1.0), ValueError, r"alpha=1.0 must lie in \(0, 1\)"),
         (lambda: ANNConfig(dataset="mnist"), ValueError, r"unknown dataset 'mnist'; choose one of .*fashion_mnist"),
-        (lambda: load_dataset("imagenet"), ValueError, r"unknown dataset 'imagenet'; choose 'fashion_mnist'"),
+        (lambda: load_dataset("imagenet"), ValueError, r"unknown dataset 'imagenet'; choose one of \[.fashion_mnist'"),
         (lambda: Thresholds(1.0, 0.5), ValueError, r"theta_n must be < 0, got 0.5"),
         (lambda: SignedIFNeuron(1.0, 0.5, alpha=0.1), ValueError, r"theta_n must be < 0 .*got 0.5"),
         (lambda: simulate(convert(Net4(), {n: Thresholds(1.0, -0.1) for n in ("act1", "act2", "act3")}),

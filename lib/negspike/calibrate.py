@@ -144,6 +144,13 @@ class _Rates:
             h.remove()
 
 
+def _reset_and_release(snn: SNN) -> None:
+    """Reset the membranes and drop the output memory the neurons keep between chunks."""
+    snn.reset()
+    for m in snn.neurons.values():
+        m.release_buffers()
+
+
 def _set_kappa(snn: SNN, kappa: float) -> None:
     for m in snn.neurons.values():
         m.kappa = kappa
@@ -275,7 +282,7 @@ def calibrate_joint(
         for p in params:
             p.requires_grad_(False)
         snn.eval()
-        snn.reset()
+        _reset_and_release(snn)
     return pd.DataFrame(rows)
 
 
@@ -295,6 +302,14 @@ def _layer_params(snn: SNN, x: torch.Tensor) -> dict[str, list[nn.Module]]:
     return groups
 
 
+class _StopForward(Exception):
+    """Raised by a forward hook to end a pass whose remaining layers are not needed."""
+
+
+def _stop_forward(*_args) -> None:
+    raise _StopForward
+
+
 @torch.no_grad()
 def _init_membranes(snn: SNN, ann: nn.Module, x: torch.Tensor, T: int, batch_size: int, device) -> None:
     """Stage 1: per neuron, ``v0 = T * mean(ANN activation - SNN rate)``, layer after layer.
@@ -304,25 +319,32 @@ def _init_membranes(snn: SNN, ann: nn.Module, x: torch.Tensor, T: int, batch_siz
     offset divided by ``alpha``.
     """
     targets, rates = _Targets(ann), _Rates(snn)
+    stop = None
     try:
         for name, neuron in snn.neurons.items():
             diff = 0.0
             mean_act = 0.0
+            stop = neuron.register_forward_hook(_stop_forward)  # the later layers are not needed
             for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
                 xb = xb.to(device)
                 tgt = targets(xb)
                 snn.reset()
-                snn(xb, T)
+                try:
+                    snn(xb, T)
+                except _StopForward:
+                    pass
                 diff = diff + (tgt[name] - rates.store[name]).sum(0)
                 mean_act = mean_act + tgt[name].sum(0)
+            stop.remove()
             diff, mean_act = diff / len(x), mean_act / len(x)
             alpha = getattr(neuron, "alpha", 1.0)
             offset = torch.where(mean_act < 0, diff / alpha, diff) * T
             neuron.v0 = nn.Parameter(offset + (neuron.v0 if neuron.v0 is not None else 0), requires_grad=False)
     finally:
-        targets.remove()
-        rates.remove()
-        snn.reset()
+        for h in (targets, rates, stop):
+            if h is not None:
+                h.remove()
+        _reset_and_release(snn)
 
 
 def calibrate_layerwise(
@@ -359,7 +381,7 @@ def calibrate_layerwise(
     chosen = list(groups) if layers is None else list(layers)
     targets, rates = _Targets(ann), _Rates(snn)
     _set_kappa(snn, kappa)
-    rows = []
+    rows, stops = [], []
     try:
         for name in chosen:
             for p in snn.parameters():
@@ -369,6 +391,10 @@ def calibrate_layerwise(
                 p.requires_grad_(True)
             opt = torch.optim.Adam(params, lr=lr)
             loader = TensorLoader(x, torch.zeros(len(x)), batch_size, shuffle=True, seed=seed)
+            # Only this layer's rate is needed: the forward pass stops right after it
+            # (after _Rates' hook, registered earlier, has stored it).
+            if name != READOUT:
+                stops.append(snn.neurons[name].register_forward_hook(_stop_forward))
             for epoch in range(epochs):
                 total = 0.0
                 for xb, _ in progress_bar(loader, f"layer-wise calibration {name} epoch {epoch + 1}/{epochs}",
@@ -376,8 +402,11 @@ def calibrate_layerwise(
                     xb = xb.to(device)
                     tgt = targets(xb)
                     snn.reset()
-                    out = snn(xb, T).mean(0)
-                    rate = out if name == READOUT else rates.store[name]
+                    try:
+                        out = snn(xb, T)
+                    except _StopForward:
+                        out = None
+                    rate = out.mean(0) if name == READOUT else rates.store[name]
                     lo = layer_loss(rate, tgt[name], loss, temperature)
                     opt.zero_grad(set_to_none=True)
                     lo.backward()
@@ -385,11 +414,13 @@ def calibrate_layerwise(
                     total += lo.item() * len(xb)
                 rows.append({"epoch": epoch + 1, "layer": name, "weight": 1.0, "loss": total / len(x),
                              "method": "layer-wise"})
+            while stops:
+                stops.pop().remove()
     finally:
-        targets.remove()
-        rates.remove()
+        for h in [targets, rates, *stops]:
+            h.remove()
         for p in snn.parameters():
             p.requires_grad_(False)
         snn.eval()
-        snn.reset()
+        _reset_and_release(snn)
     return pd.DataFrame(rows)

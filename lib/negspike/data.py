@@ -6,6 +6,13 @@ Fashion-MNIST is looked for in three places, in order:
    or torchvision's layout ``data/FashionMNIST/raw/``;
 2. ``/usr/share/datasets/fashion-mnist`` (Debian's package ``dataset-fashion-mnist``);
 3. a torchvision download into ``data/`` (needs internet).
+
+CIFAR-10 comes from torchvision (``"cifar10"``, or any archive named by
+``NEGSPIKE_CIFAR10_NPZ``). ``"cifar10_jpeg"`` is a separate dataset on purpose: a lossy
+JPEG copy of CIFAR-10 (quality 75) in one ``.npz``, for machines without internet. Its
+results carry its own name, so they are never mistaken for, nor cached as, CIFAR-10's.
+It is looked for in ``NEGSPIKE_CIFAR10_JPEG``, ``data/cifar10-jpeg.npz`` and
+``../shared/data/cifar10-jpeg.npz`` (next to this project).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import torch
 
 __all__ = [
     "DATA_DIR",
+    "DATASETS",
     "DEBIAN_FMNIST_DIR",
     "DataUnavailableError",
     "TensorLoader",
@@ -27,6 +35,8 @@ __all__ = [
     "random_crop_flip",
     "load_fashion_mnist",
     "load_cifar10",
+    "cifar10_jpeg_candidates",
+    "load_cifar10_jpeg",
     "synthetic_dataset",
     "load_dataset",
 ]
@@ -38,6 +48,7 @@ FMNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
 FMNIST_MEAN, FMNIST_STD = 0.2860, 0.3530
+DATASETS = ("fashion_mnist", "cifar10", "cifar10_jpeg", "synthetic_fmnist", "synthetic_cifar10")
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
@@ -205,6 +216,8 @@ def load_cifar10(split: str = "train", root: Path | None = None, npz: str | Path
         raise ValueError(f"unknown split {split!r}; choose 'train' or 'test'")
     npz = npz or os.environ.get("NEGSPIKE_CIFAR10_NPZ")
     if npz:
+        if not Path(npz).is_file():
+            raise DataUnavailableError(f"CIFAR-10 archive {str(npz)!r} does not exist")
         with np.load(npz) as arch:
             images, labels = arch[f"x_{split}"], arch[f"y_{split}"]
     else:
@@ -226,6 +239,27 @@ def load_cifar10(split: str = "train", root: Path | None = None, npz: str | Path
     return x, torch.from_numpy(np.asarray(labels, dtype=np.int64))
 
 
+def cifar10_jpeg_candidates() -> list[Path]:
+    """Where ``"cifar10_jpeg"`` is looked for, in order."""
+    env = os.environ.get("NEGSPIKE_CIFAR10_JPEG")
+    root = Path(__file__).resolve().parents[2]
+    places = [DATA_DIR / "cifar10-jpeg.npz", root.parent / "shared" / "data" / "cifar10-jpeg.npz"]
+    return [Path(env), *places] if env else places
+
+
+def load_cifar10_jpeg(split: str = "train", normalize: bool = True):
+    """The lossy JPEG copy of CIFAR-10 (same split and normalisation as :func:`load_cifar10`)."""
+    for path in cifar10_jpeg_candidates():
+        if path.is_file():
+            return load_cifar10(split, npz=path, normalize=normalize)
+    tried = ", ".join(str(p) for p in cifar10_jpeg_candidates())
+    raise DataUnavailableError(
+        f"cifar10_jpeg: no cifar10-jpeg.npz found (tried {tried}). Copy the archive (x_train, y_train, x_test, "
+        "y_test as uint8, images HWC) to data/cifar10-jpeg.npz or set NEGSPIKE_CIFAR10_JPEG to its path; "
+        "with internet, use the dataset 'cifar10' instead."
+    )
+
+
 def synthetic_dataset(shape: str = "fmnist", n: int = 512, num_classes: int = 10, seed: int = 0, noise: float = 1.0):
     """Learnable random data shaped like Fashion-MNIST (``"fmnist"``) or CIFAR-10 (``"cifar10"``).
 
@@ -242,14 +276,16 @@ def synthetic_dataset(shape: str = "fmnist", n: int = 512, num_classes: int = 10
 
 
 def load_dataset(name: str, split: str = "train", **kwargs):
-    """``"fashion_mnist"``, ``"cifar10"``, ``"synthetic_fmnist"`` or ``"synthetic_cifar10"``."""
+    """``"fashion_mnist"``, ``"cifar10"``, ``"cifar10_jpeg"``, ``"synthetic_fmnist"`` or ``"synthetic_cifar10"``."""
     if name == "fashion_mnist":
         return load_fashion_mnist(split, **kwargs)
     if name == "cifar10":
         return load_cifar10(split, **kwargs)
+    if name == "cifar10_jpeg":
+        return load_cifar10_jpeg(split, **kwargs)
     if name in ("synthetic_fmnist", "synthetic_cifar10"):
         n = kwargs.get("n", 2048 if split == "train" else 512)
         return synthetic_dataset(name.split("_", 1)[1], n=n, seed=0 if split == "train" else 1)
     raise ValueError(
-        f"unknown dataset {name!r}; choose 'fashion_mnist', 'cifar10', 'synthetic_fmnist' or 'synthetic_cifar10'"
+        f"unknown dataset {name!r}; choose one of {list(DATASETS)}"
     )

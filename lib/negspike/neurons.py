@@ -115,7 +115,10 @@ def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False, out
     if count:  # spikes of each block and step, summed from the 0/1 masks while in cache
         dims = tuple(range(v.dim()))
         n_sums = -(-batch // rows) * steps
-        sums = torch.zeros(2, n_sums, dtype=torch.float64, device=v.device)
+        # A float32 sum of 0/1 values is exact below 2**24 elements and avoids a float64
+        # copy of the block per sum; only larger blocks (on a GPU) need float64.
+        exact = v.dtype if v[:rows].numel() < 2**24 else torch.float64
+        sums = torch.zeros(2, n_sums, dtype=exact, device=v.device)
     k = 0
     for b0 in range(0, batch, rows):
         b1 = min(batch, b0 + rows)
@@ -130,17 +133,17 @@ def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False, out
             torch.mul(pos, pv, out=ob[t])
             vb.sub_(pos, alpha=p_th)
             if count:
-                torch.sum(pos, dims, dtype=torch.float64, out=sums[0, k])  # exact in float64
+                torch.sum(pos, dims, dtype=exact, out=sums[0, k])
             if neg is not None:
                 torch.le(vb, n_th, out=neg)  # v >= 0 here after a positive spike
                 ob[t].add_(neg, alpha=nv)
                 vb.sub_(neg, alpha=n_th)
                 if count:
-                    torch.sum(neg, dims, dtype=torch.float64, out=sums[1, k])
+                    torch.sum(neg, dims, dtype=exact, out=sums[1, k])
             k += 1
     counts = None
     if count:
-        counts = tuple(int(c) for c in sums.sum(1).tolist())
+        counts = tuple(int(c) for c in sums.sum(1, dtype=torch.float64).tolist())
     return out, v, counts
 
 

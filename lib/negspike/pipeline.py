@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from .cache import cached
-from .data import load_dataset
+from .data import DATASETS, load_dataset
 from .models import build_model
 from .threshold import Thresholds, activation_layers
 from .train import evaluate_ann, seed_everything, train_ann
@@ -48,7 +48,7 @@ class ANNConfig:
         for flag in ("augment", "amp"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag}={getattr(self, flag)!r} must be true or false")
-        datasets = ("fashion_mnist", "cifar10", "synthetic_fmnist", "synthetic_cifar10")
+        datasets = DATASETS
         models = ("net4", "vgg16", "resnet18")
         if self.dataset not in datasets:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {datasets}")

@@ -6,6 +6,10 @@ are the valid keys: ``ann`` (:class:`~negspike.pipeline.ANNConfig`), ``threshold
 (:class:`~negspike.pipeline.CalibrationConfig`) and ``evaluation`` (:class:`EvalConfig`).
 Keys left out take the dataclass defaults; unknown keys and wrongly typed values are
 errors that name the key and the valid choices.
+
+Two optional top-level entries: ``cifar`` (:class:`CifarConfig`), the settings of the
+CIFAR-10 chapter, which has nothing to run without it; and ``chapters``, the chapters
+``make reproduce`` runs under the profile (default: all of ``_toc.yml``).
 """
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ import yaml
 
 from .pipeline import ANNConfig, CalibrationConfig, ThresholdConfig
 
-__all__ = ["PROFILE_DIR", "ProfileError", "EvalConfig", "Profile", "available_profiles", "load_profile", "current_profile"]
+__all__ = ["PROFILE_DIR", "ProfileError", "EvalConfig", "CifarConfig", "Profile", "available_profiles", "load_profile",
+           "current_profile", "book_chapters"]
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "profiles"
+TOC = Path(__file__).resolve().parents[2] / "_toc.yml"
 
 
 class ProfileError(ValueError):
@@ -39,15 +45,94 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class CifarConfig:
+    """The CIFAR-10 chapter: each model is trained, threshold-optimised, converted, then
+    calibrated by each of ``methods`` at each ``T`` of ``calibration_T`` separately."""
+
+    dataset: str = "cifar10"  # or "cifar10_jpeg" (the lossy copy), "synthetic_cifar10" (tests)
+    models: tuple[str, ...] = ("vgg16", "resnet18")
+    width: float = 1.0  # channel-width factor of both models
+    alpha: float = 0.1
+    # ANN training: SGD with Nesterov momentum, cosine schedule, random crop and flip
+    epochs: int = 200
+    lr: float = 0.05
+    batch_size: int = 128
+    weight_decay: float = 5e-4
+    train_subset: int | None = None
+    seed: int = 0
+    # threshold optimisation (BN form of the variance penalty, then trainable clipping)
+    vp_epochs: int = 5
+    clip_epochs: int = 5
+    # temporal calibration, one run per method and T: "two_stage" (IBT neurons, layer by
+    # layer: the paper's baseline), "joint" (proposed), "layerwise" (signed neurons, layer by layer)
+    methods: tuple[str, ...] = ("two_stage", "joint")
+    calibration_T: tuple[int, ...] = (4, 8)
+    calibration_epochs: int = 5
+    calibration_subset: int | None = 10000
+    calibration_batch_size: int = 128
+    calibration_lr: float = 1e-4
+    # evaluation
+    test_subset: int | None = None
+    T_max: int = 16
+
+    def __post_init__(self) -> None:
+        if self.dataset not in ("cifar10", "cifar10_jpeg", "synthetic_cifar10"):
+            raise ValueError(f"unknown CIFAR dataset {self.dataset!r}; choose 'cifar10', 'cifar10_jpeg' "
+                             "or 'synthetic_cifar10'")
+        bad = [m for m in self.models if m not in ("vgg16", "resnet18")]
+        if bad or not self.models:
+            raise ValueError(f"models={list(self.models)}: choose from 'vgg16', 'resnet18'")
+        if not 0 < self.width <= 4:
+            raise ValueError(f"width={self.width} must lie in (0, 4]")
+        bad = [m for m in self.methods if m not in ("two_stage", "joint", "layerwise")]
+        if bad or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods={list(self.methods)}: choose each of 'two_stage', 'joint', 'layerwise' "
+                             "at most once")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models={list(self.models)} lists a model twice")
+        if self.calibration_epochs < 1 or self.calibration_lr <= 0 or self.calibration_batch_size < 1:
+            raise ValueError(f"need calibration_epochs >= 1, calibration_lr > 0 and calibration_batch_size >= 1; "
+                             f"got {self.calibration_epochs}, {self.calibration_lr}, {self.calibration_batch_size}")
+        for key in ("train_subset", "calibration_subset", "test_subset"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)} must be >= 1 (or null for all images)")
+        if not self.calibration_T or any(t < 1 for t in self.calibration_T) or self.T_max < max(self.calibration_T):
+            raise ValueError(f"need calibration_T >= 1 and T_max >= max(calibration_T); got "
+                             f"{list(self.calibration_T)} and {self.T_max}")
+        self.ann_config("vgg16")  # validates alpha, epochs, learning rate, ...
+        self.threshold_config()
+
+    def ann_config(self, model: str) -> ANNConfig:
+        return ANNConfig(dataset=self.dataset, model=model, alpha=self.alpha, width=self.width, epochs=self.epochs,
+                         lr=self.lr, batch_size=self.batch_size, weight_decay=self.weight_decay, optimizer="sgd",
+                         train_subset=self.train_subset, seed=self.seed, augment=True)
+
+    def threshold_config(self) -> ThresholdConfig:
+        return ThresholdConfig(vp_epochs=self.vp_epochs, clip_epochs=self.clip_epochs)
+
+    def calibration_config(self, method: str, T: int) -> CalibrationConfig:
+        """At ``T``: ``"joint"`` (cosine weighting) or ``"layerwise"`` calibration of the signed
+        neurons, or ``"two_stage"``: IBT neurons calibrated layer by layer (the paper's baseline)."""
+        neuron = "ibt" if method == "two_stage" else "signed"
+        method = "layerwise" if method == "two_stage" else method
+        return CalibrationConfig(method=method, weighting="cosine", T=(T,), epochs=self.calibration_epochs,
+                                 lr=self.calibration_lr, batch_size=self.calibration_batch_size,
+                                 subset=self.calibration_subset, neuron=neuron)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     ann: ANNConfig = field(default_factory=ANNConfig)
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
+    cifar: CifarConfig | None = None
+    chapters: tuple[str, ...] | None = None  # None: every chapter
 
 
-SECTIONS = {"ann": ANNConfig, "threshold": ThresholdConfig, "calibration": CalibrationConfig, "evaluation": EvalConfig}
+SECTIONS = {"ann": ANNConfig, "threshold": ThresholdConfig, "calibration": CalibrationConfig, "evaluation": EvalConfig,
+            "cifar": CifarConfig}
 
 
 def available_profiles() -> list[str]:
@@ -109,14 +194,30 @@ def load_profile(name: str | Path) -> Profile:
             raise ProfileError(f"unknown profile {name!r}; choose one of {choices} or give a path to a .yaml file")
         path = PROFILE_DIR / f"{name}.yaml"
     raw = yaml.safe_load(path.read_text()) or {}
-    unknown = sorted(set(raw) - set(SECTIONS))
+    unknown = sorted(set(raw) - set(SECTIONS) - {"chapters"})
     if unknown:
-        raise ProfileError(f"profile {name!r}: unknown sections {unknown}; valid sections are {list(SECTIONS)}")
-    parts = {s: _section(name, s, cls, raw.get(s) or {}) for s, cls in SECTIONS.items()}
+        raise ProfileError(f"profile {name!r}: unknown sections {unknown}; valid sections are "
+                           f"{[*SECTIONS, 'chapters']}")
+    parts = {s: _section(name, s, cls, raw.get(s) or {}) for s, cls in SECTIONS.items() if s != "cifar"}
+    if raw.get("cifar") is not None:
+        parts["cifar"] = _section(name, "cifar", CifarConfig, raw["cifar"])
     ev = parts["evaluation"]
     if ev.T_max < 1:
         raise ProfileError(f"profile {name!r}: evaluation.T_max={ev.T_max} must be >= 1")
-    return Profile(name=name, **parts)
+    chapters = raw.get("chapters")
+    if chapters is not None:
+        known = book_chapters()
+        if not isinstance(chapters, list) or any(c not in known for c in chapters):
+            raise ProfileError(f"profile {name!r}: chapters={chapters!r} must be a list of chapters of _toc.yml: "
+                               f"{known}")
+        chapters = tuple(chapters)
+    return Profile(name=name, chapters=chapters, **parts)
+
+
+def book_chapters() -> list[str]:
+    """The chapters listed in ``_toc.yml``, in order."""
+    toc = yaml.safe_load(TOC.read_text())
+    return [Path(c["file"]).name for c in toc.get("chapters", [])]
 
 
 def current_profile(default: str = "quick") -> str:
@@ -125,18 +226,41 @@ def current_profile(default: str = "quick") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m negspike.profiles NAME``: validate a profile; one error line if it is not valid."""
+    """``python -m negspike.profiles [--chapters] NAME``: validate a profile and check that the
+    JPEG copy of CIFAR-10 exists if it needs it (one error line if not); with
+    ``--chapters``, print the chapters it runs, one per line."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
+    chapters = "--chapters" in args
+    args = [a for a in args if a != "--chapters"]
     if len(args) != 1:
-        print("usage: python -m negspike.profiles NAME|PATH.yaml", file=sys.stderr)
+        print("usage: python -m negspike.profiles [--chapters] NAME|PATH.yaml", file=sys.stderr)
         return 2
     try:
-        load_profile(args[0])
+        prof = load_profile(args[0])
     except ProfileError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if chapters:
+        print("\n".join(prof.chapters or book_chapters()))
+        return 0
+    if prof.cifar is not None and prof.cifar.dataset == "cifar10" and not os.environ.get("NEGSPIKE_CIFAR10_NPZ"):
+        from .data import DATA_DIR
+
+        if not (DATA_DIR / "cifar-10-batches-py").is_dir():
+            print(f"note: profile {prof.name!r} trains on CIFAR-10, which torchvision will download into {DATA_DIR} "
+                  "when its chapter runs; without internet set NEGSPIKE_CIFAR10_NPZ to a copy, or use "
+                  "PROFILE=cifar-cpu (the JPEG copy)", file=sys.stderr)
+    if prof.cifar is not None and prof.cifar.dataset == "cifar10_jpeg":
+        from .data import cifar10_jpeg_candidates
+
+        if not any(p.is_file() for p in cifar10_jpeg_candidates()):
+            tried = ", ".join(str(p) for p in cifar10_jpeg_candidates())
+            print(f"error: profile {prof.name!r} needs the JPEG copy of CIFAR-10 (cifar10-jpeg.npz), found nowhere "
+                  f"(tried {tried}); copy it to data/cifar10-jpeg.npz or set NEGSPIKE_CIFAR10_JPEG "
+                  "(see data/README.md)", file=sys.stderr)
+            return 1
     return 0
 
 
