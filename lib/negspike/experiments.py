@@ -37,13 +37,16 @@ def simulated(prof: Profile, label: dict, make_snn, T_max: int | None = None, pr
     key = {"label": label, "ann": asdict(prof.ann), "evaluation": asdict(prof.evaluation), "T_max": T_max}
 
     def build():
-        x, y = _test_set(prof)
-        res = simulate(make_snn(), x, y, T_max, progress=progress)
-        return {"acc": res.accuracy.tolist(), "layers": res.layers.to_dict("records"),
-                "synops_per_image": res.synops_per_image, "ann_macs_per_image": res.ann_macs_per_image,
-                "seconds": res.seconds}
+        return _simulate_record(make_snn(), *_test_set(prof), T_max, progress)
 
     return cached("sim", key, build)
+
+
+def _simulate_record(snn, x, y, T_max: int, progress: bool) -> dict:
+    res = simulate(snn, x, y, T_max, progress=progress)
+    return {"acc": res.accuracy.tolist(), "layers": res.layers.to_dict("records"),
+            "synops_per_image": res.synops_per_image, "ann_macs_per_image": res.ann_macs_per_image,
+            "seconds": res.seconds}
 
 
 def smallest_T(acc: list[float], target: float) -> int | None:
@@ -244,7 +247,3 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
 def _batch_norms(model) -> list:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
-
-def _simulate_record(snn, x, y, T_max: int, progress: bool) -> dict:
-    res = simulate(snn, x, y, T_max, progress=progress)
-    return {"acc": res.accuracy.tolist(), "layers": res.layers.to_dict("records"), "seconds": res.seconds}
