@@ -101,8 +101,8 @@ def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False, out
     on the CPU the batch is cut into blocks of about :data:`CPU_BLOCK` elements that run
     all steps while they are in cache. Returns the outputs (spike magnitudes, laid out
     like ``v``; written into ``out`` when given), the final membrane and, with ``count``,
-    the numbers of positive and negative spikes (else ``None``). ``u_all``, when given, receives the membrane after
-    integration and before reset at every step (for BPTT).
+    the numbers of positive and negative spikes (else ``None``). ``u_all``, when given,
+    receives the membrane after integration and before reset at every step (for BPTT).
     """
     v = v.clone()
     steps, batch = cur.shape[0], v.shape[0]
