@@ -106,13 +106,15 @@ def test_conversion_uses_exactly_the_given_thresholds():
 def test_unsupported_layer_is_named():
     ann = nn.Sequential(nn.Conv2d(1, 4, 3), nn.LeakyReLU(0.1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 13 * 13, 10))
     x = torch.randn(4, 1, 28, 28)
-    with pytest.raises(UnsupportedLayerError, match=r"'2' of type MaxPool2d"):
-        convert(ann, activation_thresholds(ann, x))
+    with pytest.raises(UnsupportedLayerError, match=r"module '2', MaxPool2d\).*use nn.AvgPool2d"):
+        activation_thresholds(ann, x)
+    with pytest.raises(UnsupportedLayerError, match=r"module '2', MaxPool2d\).*use nn.AvgPool2d"):
+        convert(ann, {"1": Thresholds(1.0, -0.1)})
 
 
 def test_unfoldable_batch_norm_is_named():
     ann = nn.Sequential(nn.BatchNorm2d(1), nn.Conv2d(1, 4, 3), nn.ReLU())
-    with pytest.raises(UnsupportedLayerError, match="batch norm layer '0'"):
+    with pytest.raises(UnsupportedLayerError, match=r"batch norm node '_0' \(module '0', BatchNorm2d\): it does not directly follow"):
         fold_bn(ann)
 
 

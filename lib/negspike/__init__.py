@@ -2,11 +2,12 @@
 
 A small library under the book "A Fast and Accurate ANN-SNN Conversion Algorithm with
 Negative Spikes" (Wang, Zhu, Li). Modules: ``data``, ``models``, ``neurons``,
-``threshold``, ``convert``, ``simulate``, ``calibrate``, ``train``, ``cache``, ``pipeline``
-(cached steps), ``experiments`` (the book's studies), ``profiles``, ``results`` (atomic
+``threshold``, ``graph`` (the traced graph the converter works on), ``convert``,
+``simulate``, ``calibrate``, ``train``, ``cache``, ``pipeline`` (cached steps), ``experiments`` (the book's studies), ``profiles``, ``results`` (atomic
 results files) and ``plots``.
 """
-from .convert import SNN, UnsupportedLayerError, convert, fold_bn
+from .convert import SNN, convert, fold_bn
+from .graph import UnsupportedLayerError, canonical
 from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, spike
 from .simulate import SimulationResult, simulate
 from .threshold import Thresholds, activation_thresholds
@@ -18,6 +19,7 @@ __all__ = [
     "UnsupportedLayerError",
     "convert",
     "fold_bn",
+    "canonical",
     "IBTNeuron",
     "IFNeuron",
     "SignedIFNeuron",

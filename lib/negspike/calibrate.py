@@ -22,7 +22,7 @@ from torch import nn
 from .convert import SNN
 from .data import TensorLoader
 from .neurons import SpikingNeuron
-from .threshold import activation_layers
+from .threshold import activation_sites
 from .train import DivergenceError, progress_bar, select_device
 
 __all__ = [
@@ -105,9 +105,11 @@ class _Targets:
     """ANN activations (by layer name) and logits for a batch."""
 
     def __init__(self, ann: nn.Module) -> None:
-        self.ann = ann.eval()
+        # the canonical copy names every activation call site as the converter names the neurons
+        self.ann, layers = activation_sites(ann)
+        self.ann.eval()
         self.store: dict[str, torch.Tensor] = {}
-        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in activation_layers(ann).items()]
+        self.handles = [m.register_forward_hook(self._hook(n)) for n, m in layers.items()]
 
     def _hook(self, name):
         def fn(_m, _i, out):

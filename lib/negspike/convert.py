@@ -1,76 +1,34 @@
 """ANN-to-SNN conversion: fold batch norm, replace each activation by a spiking neuron.
 
-The converted network keeps the ANN's module tree and ``forward``: convolutions,
-linear layers, average pooling, flattening and residual additions are linear, so they
-act on all time steps of a chunk at once (time folded into the batch dimension), and
-only the neurons loop over time. The last layer does not spike: :class:`SNN` returns
+The converted network is the ANN's traced graph (:mod:`negspike.graph`) with neurons in
+place of activations: convolutions, linear layers, average pooling, flattening, residual
+additions and concatenations are linear, so they act on all time steps of a chunk at once (time folded into the batch dimension),
+and only the neurons loop over time. The last layer does not spike: :class:`SNN` returns
 its input current at every step, and the simulator accumulates it (the readout).
 Inputs are analog currents, the same at every step.
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
+from .graph import UnsupportedLayerError, canonical
 from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, SpikingNeuron
 from .threshold import Thresholds, activation_layers, learned_thresholds
 
 __all__ = ["UnsupportedLayerError", "fold_bn", "convert", "SNN", "NEURONS"]
 
 NEURONS = ("signed", "ibt", "if")
-_LINEAR_OK = (
-    nn.Conv2d,
-    nn.Linear,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.Flatten,
-    nn.Identity,
-    nn.Dropout,
-)
-
-
-class UnsupportedLayerError(TypeError):
-    """The converter met a layer it cannot turn into a rate-preserving SNN layer."""
-
-
-def _fold_pair(syn: nn.Module, bn: nn.modules.batchnorm._BatchNorm) -> None:
-    """Fold ``bn`` into the weights and bias of the preceding ``syn`` (in place)."""
-    std = torch.sqrt(bn.running_var + bn.eps)
-    gamma = bn.weight if bn.affine else torch.ones_like(std)
-    beta = bn.bias if bn.affine else torch.zeros_like(std)
-    scale = (gamma / std).detach()
-    w = syn.weight.detach()
-    shape = (-1,) + (1,) * (w.dim() - 1)
-    bias = syn.bias.detach() if syn.bias is not None else torch.zeros_like(bn.running_mean)
-    syn.weight = nn.Parameter(w * scale.view(shape))
-    syn.bias = nn.Parameter((bias - bn.running_mean) * scale + beta.detach())
 
 
 def fold_bn(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` (in eval mode) with every BatchNorm folded into the conv/linear before it.
+    """A copy of ``model`` (in eval mode) with every BatchNorm folded into the Conv2d/Linear that feeds it.
 
-    A BatchNorm counts as foldable when it directly follows a Conv2d or Linear inside an
-    ``nn.Sequential``. Any other BatchNorm raises :class:`UnsupportedLayerError`.
+    Works on the traced graph (:func:`negspike.graph.canonical`), so the batch norm may sit
+    anywhere in ``forward``; one that does not directly follow a Conv2d or Linear whose
+    output only it uses raises :class:`UnsupportedLayerError` naming its node.
     """
-    model = copy.deepcopy(model).eval()
-    for parent_name, parent in model.named_modules():
-        if not isinstance(parent, nn.Sequential):
-            continue
-        names = list(parent._modules)
-        for prev, cur in zip(names, names[1:]):
-            a, b = parent._modules[prev], parent._modules[cur]
-            if isinstance(b, nn.modules.batchnorm._BatchNorm) and isinstance(a, (nn.Conv2d, nn.Linear)):
-                _fold_pair(a, b)
-                parent._modules[cur] = nn.Identity()
-    for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            raise UnsupportedLayerError(
-                f"cannot fold batch norm layer '{name}' ({type(m).__name__}): it does not directly follow "
-                "a Conv2d or Linear inside an nn.Sequential"
-            )
-    return model
+    return canonical(model, fold_bn=True, check=False)
 
 
 def _make_neuron(kind: str, act: nn.Module, th: Thresholds, v_init: float) -> SpikingNeuron:
@@ -138,19 +96,6 @@ class SNN(nn.Module):
         return out.unsqueeze(0).expand(steps, *out.shape)  # no neuron on the path
 
 
-def _check_convertible(model: nn.Module) -> None:
-    for name, m in model.named_modules():
-        if len(m._modules) or isinstance(m, _LINEAR_OK) or isinstance(m, SpikingNeuron):
-            continue
-        if isinstance(m, (nn.ReLU, nn.LeakyReLU)) or hasattr(m, "theta_p"):
-            continue
-        raise UnsupportedLayerError(
-            f"cannot convert layer '{name}' of type {type(m).__name__}: supported are Conv2d, Linear, "
-            "AvgPool2d, AdaptiveAvgPool2d, Flatten, Identity, Dropout, BatchNorm after conv/linear, "
-            "ReLU and LeakyReLU (use average pooling instead of max pooling)"
-        )
-
-
 def convert(
     ann: nn.Module,
     thresholds: dict[str, Thresholds] | None = None,
@@ -166,13 +111,18 @@ def convert(
     ``"ibt"`` (``theta_n = -theta_p``) or ``"if"`` (no negative spikes). ReLU activations
     always become IF neurons. ``v_init`` sets the initial membrane to ``v_init * P_th``.
     Batch norm is folded; the ANN is not modified.
+
+    The ANN is converted on its traced graph (:func:`negspike.graph.canonical`): activations
+    written as functions in ``forward`` become neurons too, an activation module called at
+    several places gets a neuron per call site (named ``relu``, ``relu_1``, ... like the
+    thresholds of :func:`~negspike.threshold.activation_thresholds`), and any operation that
+    does not preserve rates raises :class:`UnsupportedLayerError` naming it.
     """
     if neuron not in NEURONS:
         raise ValueError(f"unknown neuron {neuron!r}; choose one of {NEURONS}")
+    net = canonical(ann, fold_bn=True)
     if thresholds is None:
-        thresholds = learned_thresholds(ann)
-    net = fold_bn(ann)
-    _check_convertible(net)
+        thresholds = learned_thresholds(net)
     acts = activation_layers(net)
     missing = sorted(set(acts) - set(thresholds))
     if missing:

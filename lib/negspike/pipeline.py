@@ -9,7 +9,7 @@ from torch import nn
 from .cache import cached
 from .data import DATASETS, load_dataset
 from .models import build_model
-from .threshold import Thresholds, activation_layers
+from .threshold import Thresholds, activation_sites
 from .train import evaluate_ann, seed_everything, train_ann
 
 __all__ = [
@@ -201,7 +201,7 @@ def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bo
     blob = cached("clip", key, build)
     plain = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
     placeholder = Thresholds(1.0, -1.0 if cfg.activation == "leaky" else None)
-    model = add_clipping(plain, {n: placeholder for n in activation_layers(plain)})  # shapes only
+    model = add_clipping(plain, {n: placeholder for n in activation_sites(plain)[1]})  # shapes only
     model.load_state_dict(blob["state_dict"])
     return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}
 

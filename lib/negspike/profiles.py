@@ -1,13 +1,14 @@
 """Run profiles (``profiles/<name>.yaml``): every setting of a reproduction in one file.
 
-A profile has four sections, each mapping onto a configuration dataclass whose fields
+A profile has these sections, each mapping onto a configuration dataclass whose fields
 are the valid keys: ``ann`` (:class:`~negspike.pipeline.ANNConfig`), ``threshold``
 (:class:`~negspike.pipeline.ThresholdConfig`), ``calibration``
 (:class:`~negspike.pipeline.CalibrationConfig`) and ``evaluation`` (:class:`EvalConfig`).
 Keys left out take the dataclass defaults; unknown keys and wrongly typed values are
 errors that name the key and the valid choices.
 
-Two optional top-level entries: ``cifar`` (:class:`CifarConfig`), the settings of the
+The section ``own`` (:class:`~negspike.own_network.OwnNetworkConfig`) sizes the chapter
+"Convert your own network". Two optional top-level entries: ``cifar`` (:class:`CifarConfig`), the settings of the
 CIFAR-10 chapter, which has nothing to run without it; and ``chapters``, the chapters
 ``make reproduce`` runs under the profile (default: all of ``_toc.yml``).
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from .own_network import OwnNetworkConfig
 from .pipeline import ANNConfig, CalibrationConfig, ThresholdConfig
 
 __all__ = ["PROFILE_DIR", "ProfileError", "EvalConfig", "CifarConfig", "Profile", "available_profiles", "load_profile",
@@ -128,11 +130,12 @@ class Profile:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     cifar: CifarConfig | None = None
+    own: OwnNetworkConfig = field(default_factory=OwnNetworkConfig)
     chapters: tuple[str, ...] | None = None  # None: every chapter
 
 
 SECTIONS = {"ann": ANNConfig, "threshold": ThresholdConfig, "calibration": CalibrationConfig, "evaluation": EvalConfig,
-            "cifar": CifarConfig}
+            "cifar": CifarConfig, "own": OwnNetworkConfig}
 
 
 def available_profiles() -> list[str]:

@@ -14,6 +14,7 @@ __all__ = [
     "run_hooked",
     "is_activation",
     "activation_layers",
+    "activation_sites",
     "activation_thresholds",
     "channel_values",
     "layer_statistics",
@@ -52,8 +53,26 @@ def is_activation(m: nn.Module) -> bool:
 
 
 def activation_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The activation modules of ``model`` by qualified name, in definition order."""
+    """The activation modules of ``model`` by qualified name, in definition order.
+
+    This walks the module tree as it is. For statistics and thresholds use
+    :func:`activation_sites`, which also sees activations written as functions and gives
+    each call site of a reused module its own entry, under the names the converter uses.
+    """
     return {name: m for name, m in model.named_modules() if name and is_activation(m)}
+
+
+def activation_sites(model: nn.Module) -> tuple[nn.Module, dict[str, nn.Module]]:
+    """``(net, layers)``: a copy of ``model`` in the converter's canonical form (batch norm kept,
+    see :func:`negspike.graph.canonical`) and its activation modules, one per call site, by the
+    names :func:`negspike.convert` gives the neurons. Raises for operations it cannot convert."""
+    from .graph import canonical
+
+    net = canonical(model, fold_bn=False)
+    layers = activation_layers(net)
+    if not layers:
+        raise ValueError(f"{type(model).__name__} has no activations (ReLU / Leaky ReLU, as modules or functions)")
+    return net, layers
 
 
 @torch.no_grad()
@@ -100,9 +119,7 @@ def activation_thresholds(
         raise ValueError(f"unknown threshold method {method!r}; choose 'max' or 'percentile'")
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile must lie in (0, 100], got {percentile}")
-    layers = activation_layers(model)
-    if not layers:
-        raise ValueError("the model has no activation layers (nn.ReLU / nn.LeakyReLU) to take thresholds from")
+    model, layers = activation_sites(model)
     g = torch.Generator().manual_seed(seed)
     stats = {name: {"max": 0.0, "min": 0.0, "pos": [], "neg": [], "n": 0} for name in layers}
     keep = max_values / max(1, len(x))  # values kept per sample and sign, on average
@@ -173,7 +190,7 @@ def layer_statistics(
     outputs (for histograms and percentiles), and ``tail`` = max |a| / 99th percentile of
     |a|: how far the rarest values reach beyond the bulk (1 for no tail).
     """
-    layers = activation_layers(model)
+    model, layers = activation_sites(model)
     g = torch.Generator().manual_seed(seed)
     st = {n: {"max": -float("inf"), "min": float("inf"), "channel_max": None, "sample": []} for n in layers}
     keep = max_values / max(1, len(x))
@@ -318,11 +335,13 @@ class TrainableClip(nn.Module):
 
 
 def add_clipping(model: nn.Module, thresholds: dict[str, Thresholds]) -> nn.Module:
-    """A copy of ``model`` with every ReLU / Leaky ReLU replaced by a :class:`TrainableClip`."""
-    import copy
+    """A copy of ``model`` with every ReLU / Leaky ReLU replaced by a :class:`TrainableClip`.
 
-    model = copy.deepcopy(model)
-    for name, act in activation_layers(model).items():
+    The copy is the canonical form of :func:`activation_sites`, so activations written as
+    functions and each call site of a reused activation get their own clipping layer.
+    """
+    model, layers = activation_sites(model)  # a copy, one module per activation call site
+    for name, act in layers.items():
         if isinstance(act, TrainableClip):
             continue
         th = thresholds[name]
@@ -377,7 +396,7 @@ def channel_samples(
     generator seeded by ``seed`` and the layer's index, so two models of the same
     architecture are sampled at the same positions.
     """
-    found = activation_layers(model)
+    model, found = activation_sites(model)
     names = list(found) if layers is None else list(layers)
     missing = [n for n in names if n not in found]
     if missing:
@@ -463,9 +482,7 @@ def layer_eta(
     the parameter updates in between: use it for the eta of a model before or after
     fine-tuning. (For models with batch norm the training-mode statistics differ.)
     """
-    layers = activation_layers(model)
-    if not layers:
-        raise ValueError("the model has no activation layers")
+    model, layers = activation_sites(model)
     etas: dict[str, list[float]] = {n: [] for n in layers}
 
     def hook(name):
