@@ -279,3 +279,60 @@ def test_simulator_rejects_bad_input_before_any_work(small_snn, x, y, match):
 
 def test_check_inputs_accepts_good_input(small_snn):
     check_inputs(small_snn, torch.randn(5, 1, 4, 4), torch.tensor([0, 1, 2, 1, 0]))
+
+
+# ---------------------------------------------------------------------------
+# The converted SNN computes what the ANN computes, as T grows
+# ---------------------------------------------------------------------------
+# The book's own tracking neurons decode clip(LeakyReLU(mean input)) for any order of inputs
+# (negspike.tracking; tests/test_neurons_depth.py checks their bounds), so in a network whose
+# thresholds cover every activation (method "max" on the test inputs themselves) each layer's
+# decoded output converges to the ANN's, and by induction so does the read-out: its error
+# must fall like 1/T. The paper's neuron is exact only for constant inputs, which only the
+# first layer receives.
+
+
+def _readout_error(ann, x, neuron, Ts):
+    from negspike.own_network import output_convergence
+
+    snn = convert(ann, activation_thresholds(ann, x, "max"), neuron=neuron, v_init=0.5)
+    conv = output_convergence(snn, ann, x, max(Ts), chunk=64).set_index("T")
+    return [float(conv.loc[T, "rel_error"]) for T in Ts]
+
+
+def _residual_block_net():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Conv2d(1, 6, 3, padding=1)
+            self.a = nn.Conv2d(6, 6, 3, padding=1)
+            self.b = nn.Conv2d(6, 6, 3, padding=1)
+            self.act1, self.act2, self.act3 = nn.LeakyReLU(0.1), nn.LeakyReLU(0.1), nn.LeakyReLU(0.1)
+            self.fc = nn.Linear(6, 5)
+
+        def forward(self, x):
+            x = self.act1(self.stem(x))
+            x = self.act3(self.b(self.act2(self.a(x))) + x)
+            return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    return Residual()
+
+
+@pytest.mark.parametrize("case", ["functional", "reused", "bn_outside_sequential", "residual"])
+def test_snn_readout_converges_to_the_ann_as_T_grows(case):
+    torch.manual_seed(0)
+    x = torch.randn(16, 1, 8, 8)
+    ann = {"functional": Functional, "reused": Reused, "bn_outside_sequential": BNOutsideSequential,
+           "residual": _residual_block_net}[case]()
+    ann = _warm_bn(ann, x)
+    e64, e1024 = _readout_error(ann, x, "tracking", (64, 1024))
+    assert e1024 < 0.005, f"read-out error {e1024:.4f} at T = 1024"
+    assert e1024 < e64 / 5, f"error does not fall like 1/T: {e64:.4f} at T = 64, {e1024:.4f} at T = 1024"
+
+
+def test_torchvision_resnet18_snn_converges_to_its_ann():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 16, 16)
+    ann = _warm_bn(_torchvision_resnet18(), x)
+    e32, e256 = _readout_error(ann, x, "pair", (32, 256))
+    assert e256 < 0.1 and e256 < e32 / 4, f"read-out error {e32:.3f} at T = 32, {e256:.3f} at T = 256"

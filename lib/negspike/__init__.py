@@ -2,14 +2,16 @@
 
 A small library under the book "A Fast and Accurate ANN-SNN Conversion Algorithm with
 Negative Spikes" (Wang, Zhu, Li). Modules: ``data``, ``models``, ``neurons``,
-``threshold``, ``graph`` (the traced graph the converter works on), ``convert``,
-``simulate``, ``calibrate``, ``train``, ``cache``, ``pipeline`` (cached steps), ``experiments`` (the book's studies), ``profiles``, ``results`` (atomic
-results files) and ``plots``.
+``tracking`` (the book's own neurons), ``threshold``, ``graph`` (the traced graph the
+converter works on), ``convert``, ``simulate``, ``calibrate``, ``train``, ``cache``,
+``pipeline`` (cached steps), ``experiments`` (the book's studies), ``profiles``,
+``results`` (atomic results files), ``own_network`` (converting other networks) and ``plots``.
 """
 from .convert import SNN, convert, fold_bn
 from .graph import UnsupportedLayerError, canonical
 from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, spike
 from .simulate import SimulationResult, simulate
+from .tracking import PairTrackingNeuron, TrackingNeuron
 from .threshold import Thresholds, activation_thresholds
 
 __version__ = "0.1.0"
@@ -24,6 +26,8 @@ __all__ = [
     "IFNeuron",
     "SignedIFNeuron",
     "spike",
+    "TrackingNeuron",
+    "PairTrackingNeuron",
     "SimulationResult",
     "simulate",
     "Thresholds",

@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 from .graph import UnsupportedLayerError, canonical
-from .neurons import IBTNeuron, IFNeuron, SignedIFNeuron, SpikingNeuron
+from .neurons import SpikingNeuron
+from .tracking import NEURON_KINDS, make_neuron
 from .threshold import Thresholds, activation_layers, learned_thresholds
 
 __all__ = ["UnsupportedLayerError", "fold_bn", "convert", "SNN", "NEURONS"]
 
-NEURONS = ("signed", "ibt", "if")
+NEURONS = NEURON_KINDS  # "signed", "ibt", "if" (the paper's and its baselines), "tracking", "pair" (the book's own)
 
 
 def fold_bn(model: nn.Module) -> nn.Module:
@@ -29,17 +30,6 @@ def fold_bn(model: nn.Module) -> nn.Module:
     output only it uses raises :class:`UnsupportedLayerError` naming its node.
     """
     return canonical(model, fold_bn=True, check=False)
-
-
-def _make_neuron(kind: str, act: nn.Module, th: Thresholds, v_init: float) -> SpikingNeuron:
-    slope = act.negative_slope if isinstance(act, nn.LeakyReLU) else getattr(act, "alpha", 0.0)
-    if not slope or kind == "if":
-        return IFNeuron(th.theta_p, v_init=v_init)
-    if kind == "ibt":
-        return IBTNeuron(th.theta_p, slope, v_init=v_init)
-    if th.theta_n is None:
-        raise ValueError("the signed neuron needs a negative threshold theta_n < 0")
-    return SignedIFNeuron(th.theta_p, th.theta_n, slope, v_init=v_init)
 
 
 class SNN(nn.Module):
@@ -108,8 +98,11 @@ def convert(
     (from :func:`negspike.threshold.activation_thresholds`); when omitted, the thresholds
     learned by the model's :class:`~negspike.threshold.TrainableClip` layers are used.
     ``neuron``: ``"signed"`` (the paper's neuron: ``P_th = theta_p``, ``N_th = theta_n/alpha``),
-    ``"ibt"`` (``theta_n = -theta_p``) or ``"if"`` (no negative spikes). ReLU activations
-    always become IF neurons. ``v_init`` sets the initial membrane to ``v_init * P_th``.
+    ``"ibt"`` (``theta_n = -theta_p``) or ``"if"`` (no negative spikes), for which ReLU
+    activations become IF neurons and ``v_init`` sets the initial membrane to ``v_init * P_th``;
+    or the book's own ``"tracking"`` / ``"pair"`` (:mod:`negspike.tracking`), which decode the
+    Leaky ReLU of the mean input also when it fluctuates, and for which ``v_init`` in
+    ``[0, 0.5]`` is the rounding fraction (0.5 rounds both signs).
     Batch norm is folded; the ANN is not modified.
 
     The ANN is converted on its traced graph (:func:`negspike.graph.canonical`): activations
@@ -133,7 +126,8 @@ def convert(
             th = Thresholds(*th)
         parent_name, _, child = name.rpartition(".")
         parent = net.get_submodule(parent_name) if parent_name else net
-        setattr(parent, child, _make_neuron(neuron, act, th, v_init))
+        slope = act.negative_slope if isinstance(act, nn.LeakyReLU) else getattr(act, "alpha", 0.0)
+        setattr(parent, child, make_neuron(neuron, th.theta_p, th.theta_n, slope, v_init))
     for p in net.parameters():
         p.requires_grad_(False)
     return SNN(net)

@@ -1,5 +1,8 @@
 """Spiking neurons: the IF neuron, the signed IF neuron with negative spikes, and IBT.
 
+The book's own neurons, which keep the Leaky ReLU for fluctuating inputs, are in
+:mod:`negspike.tracking`; :func:`negspike.tracking.make_neuron` builds any neuron by kind.
+
 Sign convention (the one the whole library uses; see DESIGN.md 4.1)
 ------------------------------------------------------------------
 A signed neuron has two clipping thresholds measured or learned in the ANN,

@@ -39,8 +39,9 @@ class OwnNetworkConfig:
     epochs: int = 4
     test_subset: int | None = None  # test images simulated (None: all)
     T_max: int = 128
-    neurons: tuple[str, ...] = ("signed", "ibt")
-    v_init: float = 0.5  # the same initial membrane for every neuron compared
+    # the paper's neuron and the book's own tracking neuron (negspike.tracking)
+    neurons: tuple[str, ...] = ("signed", "tracking")
+    v_init: float = 0.5  # half a threshold for every neuron compared (the tracking neuron then rounds)
     resnet_images: int = 64  # images on which torchvision's ResNet-18 is simulated
     resnet_T_max: int = 128
     seed: int = 0

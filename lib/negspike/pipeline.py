@@ -236,8 +236,10 @@ class CalibrationConfig:
             raise ValueError(f"calibration T={self.T} must hold positive integers")
         if self.loss not in ("kl", "mse"):
             raise ValueError(f"unknown calibration loss {self.loss!r}; choose 'kl' or 'mse'")
-        if self.neuron not in ("signed", "ibt", "if"):
-            raise ValueError(f"unknown neuron {self.neuron!r}; choose 'signed', 'ibt' or 'if'")
+        from .tracking import NEURON_KINDS
+
+        if self.neuron not in NEURON_KINDS:
+            raise ValueError(f"unknown neuron {self.neuron!r}; choose one of {NEURON_KINDS}")
 
 
 def converted_snn(cfg: ANNConfig, th: ThresholdConfig, neuron: str = "signed", progress: bool = True,
