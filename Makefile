@@ -7,14 +7,15 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: help venv data test reproduce check-profile book browser bench clean clean-cache FORCE
+.PHONY: help venv data test reproduce check-profile book student browser bench clean clean-cache FORCE
 
 help:
 	@echo "make reproduce [PROFILE=smoke|quick|paper]  run the experiments into results/<profile>/"
 	@echo "make reproduce PROFILE=cifar-cpu            the CIFAR-10 chapter on the JPEG copy, reduced width (about 50 min on 2 cores)"
-	@echo "make test                                   unit tests, then every chapter under the smoke profile (nbval)"
+	@echo "make test                                   unit tests, every chapter under the smoke profile (nbval), the smoke book checked in Chromium"
 	@echo "make book [PROFILE=...]                     render _build/html with the outputs of a reproduce run"
 	@echo "make bench                                  speed, memory, spikes and SpikingJelly into results/bench/"
+	@echo "make student                                the chapters without solutions into _build/student/ (for handing out)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -57,6 +58,10 @@ test: $(STAMP) data browser
 book: $(STAMP)
 	$(PY) scripts/build_book.py --profile $(PROFILE)
 	@echo "Open _build/html/index.html"
+
+# The chapters for students: every cell tagged `solution` removed, outputs cleared.
+student: $(STAMP)
+	$(PY) scripts/make_student.py --out _build/student
 
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \

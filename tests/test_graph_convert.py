@@ -336,3 +336,17 @@ def test_torchvision_resnet18_snn_converges_to_its_ann():
     ann = _warm_bn(_torchvision_resnet18(), x)
     e32, e256 = _readout_error(ann, x, "pair", (32, 256))
     assert e256 < 0.1 and e256 < e32 / 4, f"read-out error {e32:.3f} at T = 32, {e256:.3f} at T = 256"
+
+
+@pytest.mark.parametrize("neuron", ["signed", "tracking"])
+def test_joint_calibration_sees_every_call_site(neuron):
+    from negspike.calibrate import calibrate_joint
+
+    torch.manual_seed(0)
+    ann = Reused().eval()
+    x = torch.randn(64, 1, 8, 8)
+    snn = convert(ann, activation_thresholds(ann, x), neuron=neuron, v_init=0.5)
+    hist = calibrate_joint(snn, ann, x, T=4, epochs=4, lr=3e-3, batch_size=32, loss="mse", progress=False)
+    # the ANN targets of both call sites of `act` line up with the two neurons
+    assert list(hist[hist.epoch == 1]["layer"]) == ["act", "act_1", "readout"]
+    assert hist[hist.epoch == 4]["loss"].sum() < hist[hist.epoch == 1]["loss"].sum()

@@ -59,9 +59,12 @@ def _rows(prof: Profile, sim: dict, ann_acc: float, **labels) -> list[dict]:
     return [{**base, **labels, "T": t + 1, "ann_acc": ann_acc, "snn_acc": a} for t, a in enumerate(sim["acc"])]
 
 
-def conversion_baselines(prof: Profile, neurons=("signed", "ibt"), T_max: int | None = None, progress: bool = True):
+def conversion_baselines(prof: Profile, neurons=("signed", "ibt"), T_max: int | None = None, progress: bool = True,
+                         v_init: float = 0.0):
     """Trained ANN, max-based thresholds, no calibration: accuracy against T per neuron.
 
+    ``v_init`` starts every membrane at ``v_init * P_th`` (0 by default, as the classic
+    conversions do); the accuracy rows record it in a ``v_init`` column.
     Returns ``(accuracy table, firing-rate table, ANN test accuracy)``.
     """
     ann, info = trained_ann(prof.ann, progress=progress)
@@ -69,9 +72,11 @@ def conversion_baselines(prof: Profile, neurons=("signed", "ibt"), T_max: int | 
     th = activation_thresholds(ann, x_train, "max")
     acc, rates = [], []
     for neuron in neurons:
-        sim = simulated(prof, {"ann": "trained", "thresholds": "max", "neuron": neuron},
-                        lambda: convert(ann, th, neuron), T_max, progress)
-        acc += _rows(prof, sim, info["test_acc"], neuron=neuron, thresholds="max", calibration="none")
+        label = {"ann": "trained", "thresholds": "max", "neuron": neuron}
+        if v_init:  # the label of the zero start stays as it was, so its cached simulations stay valid
+            label["v_init"] = v_init
+        sim = simulated(prof, label, lambda: convert(ann, th, neuron, v_init=v_init), T_max, progress)
+        acc += _rows(prof, sim, info["test_acc"], neuron=neuron, thresholds="max", calibration="none", v_init=v_init)
         rates += [{**r, "neuron": neuron} for r in sim["layers"]]
     return pd.DataFrame(acc), pd.DataFrame(rates), info["test_acc"]
 

@@ -3,7 +3,12 @@
 Every chapter calls :func:`use_style` once, before its first plot, so that all figures
 share fonts, colours, grid and resolution. Colours for the recurring actors of the book
 (IF neuron, signed neuron, IBT, the ANN reference, error bounds) are fixed in
-:data:`COLORS` so that "the signed neuron" has the same colour in every chapter.
+:data:`COLORS` so that "the signed neuron" has the same colour in every chapter, and
+:data:`METHOD_COLORS` gives every compared method (conversion or calibration) one colour of
+its own. Figures are at most :data:`FIG_WIDTH` inches wide, so that the book shows them
+unscaled and their text stays readable; :func:`zoom_figure`, :func:`mark_zoom`,
+:func:`zoom_limits` and :func:`settled_T` zoom on the band a text discusses while keeping
+the full range in view.
 """
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ import seaborn as sns
 
 from .results import atomic_write
 
-__all__ = ["COLORS", "PALETTE", "RESULTS_DIR", "use_style", "savefig", "figure_path", "sawtooth", "STAGE_COLORS",
-           "threshold_histogram"]
+__all__ = ["COLORS", "METHOD_COLORS", "PALETTE", "RESULTS_DIR", "FIG_WIDTH", "use_style", "savefig", "figure_path",
+           "sawtooth", "STAGE_COLORS", "threshold_histogram", "zoom_limits", "settled_T",
+           "zoom_figure", "mark_zoom"]
 
 #: The seaborn palette of the book (colour-blind safe).
 PALETTE = "colorblind"
@@ -36,6 +42,30 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "negative": _pal[3],  # negative spikes
 }
 
+#: One colour per *method* (a conversion or calibration the book compares), the same in every chapter.
+#: The keys name what is compared: neurons on untuned thresholds ("if", "ibt", "signed"), the signed
+#: neuron after threshold optimisation without calibration ("none"), the calibrations ("layerwise",
+#: "average", "cosine", "sigmoid"), the CIFAR-10 methods ("two_stage", "joint" = joint cosine) and the
+#: peer library ("spikingjelly"). The ANN reference is dark grey and dashed wherever it is drawn.
+METHOD_COLORS: dict[str, tuple[float, float, float]] = {
+    "ann": COLORS["ann"],
+    "if": COLORS["if"],
+    "ibt": COLORS["ibt"],
+    "signed": COLORS["signed"],
+    "none": _pal[4],  # signed neuron, threshold optimisation, no calibration
+    "layerwise": (0.0, 0.40, 0.50),  # dark teal: apart from the warm colours of IBT, two-stage and cosine
+    "average": _pal[9],
+    "cosine": _pal[3],  # the paper's method: joint calibration, cosine weighting
+    "sigmoid": (0.33, 0.20, 0.55),  # dark violet: the palette's remaining colours are too pale on white
+    "two_stage": COLORS["ibt"],  # IBT neurons + layer-wise calibration
+    "joint": _pal[3],  # joint cosine calibration, as "cosine"
+    "spikingjelly": _pal[7],
+}
+
+#: Width in inches of a figure that fills the book's content column (about 750 px at the default
+#: dpi of 110) without being scaled down; wider figures shrink, and their fonts with them.
+FIG_WIDTH = 6.8
+
 #: ``results/`` at the repository root (the library is installed editable from ``lib/``).
 RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 
@@ -43,7 +73,9 @@ RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
 def use_style(dpi: int = 110, context: str = "notebook") -> None:
     """Set the book's plotting style: seaborn ``whitegrid``, the colour-blind palette, ``dpi``.
 
-    Call it once at the top of a chapter; it changes matplotlib's global ``rcParams``.
+    Call it once at the top of a chapter; it changes matplotlib's global ``rcParams``. Fonts are
+    sized for a figure at most :data:`FIG_WIDTH` inches wide, which the book shows unscaled, so
+    tick labels and legends stay at 9.5 pt or more on the page.
     """
     sns.set_theme(context=context, style="whitegrid", palette=PALETTE)
     mpl.rcParams.update(
@@ -58,6 +90,15 @@ def use_style(dpi: int = 110, context: str = "notebook") -> None:
             "legend.frameon": True,
             "legend.framealpha": 0.9,
             "lines.linewidth": 1.8,
+            # Readable at the rendered size: no text below 9.5 pt on a figure of FIG_WIDTH inches.
+            "font.size": 11,
+            "axes.labelsize": 11,
+            "axes.titlesize": 11.5,
+            "figure.titlesize": 12,
+            "xtick.labelsize": 10,
+            "ytick.labelsize": 10,
+            "legend.fontsize": 9.5,
+            "legend.title_fontsize": 10,
         }
     )
 
@@ -146,3 +187,56 @@ def threshold_histogram(
             first = False
     ax.set(xlabel="activation value", ylabel="count (log scale)" if log else "count")
     return ax
+
+
+def zoom_limits(values, pad: float = 0.15, floor: float | None = None, ceil: float | None = None) -> tuple[float, float]:
+    """Axis limits around ``values`` (NaNs ignored) with ``pad`` of their span on either side.
+
+    ``floor`` and ``ceil`` clip the limits (for example 0 and 100 for percentages). A zero span
+    gets a pad of 1 unit, so a flat curve still shows.
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError("no finite values to zoom on")
+    lo, hi = float(v.min()), float(v.max())
+    span = hi - lo if hi > lo else 1.0
+    lo, hi = lo - pad * span, hi + pad * span
+    if floor is not None:
+        lo = max(lo, floor)
+    if ceil is not None:
+        hi = min(hi, ceil)
+    return lo, hi
+
+
+def settled_T(wide, ref: float, tol: float) -> int:
+    """The first T from which every curve stays within ``tol`` below ``ref``: where a zoom starts.
+
+    ``wide`` has one row per T (its index) and one column per curve; ``ref`` and ``tol`` are in
+    the curves' units (for example an ANN accuracy and 0.03). Returns the last T when no such
+    T exists, so that the zoomed panel is never empty.
+    """
+    ok = (wide >= ref - tol).all(axis=1)
+    bad = ok.index[~ok.to_numpy()]
+    if len(bad) == 0:
+        return int(ok.index.min())
+    return int(min(bad.max() + 1, ok.index.max()))
+
+
+def zoom_figure(height: float = 5.6, ratio: float = 2.6) -> tuple[plt.Figure, plt.Axes, plt.Axes]:
+    """A figure of :data:`FIG_WIDTH` with a short full-range panel above a tall zoomed panel.
+
+    Returns ``(fig, ax_full, ax_zoom)``. Draw the same curves into both, set the zoomed
+    panel's limits, then call :func:`mark_zoom` so that the full-range panel shades the band
+    the zoomed panel shows. A second panel, unlike an inset, hides no data.
+    """
+    fig, (ax_full, ax_zoom) = plt.subplots(2, 1, figsize=(FIG_WIDTH, height), height_ratios=(1, ratio))
+    return fig, ax_full, ax_zoom
+
+
+def mark_zoom(ax_full: plt.Axes, ax_zoom: plt.Axes) -> None:
+    """Shade, in ``ax_full``, the x and y range that ``ax_zoom`` shows."""
+    (x0, x1), (y0, y1) = ax_zoom.get_xlim(), ax_zoom.get_ylim()
+    ax_full.add_patch(mpl.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="0.5", alpha=0.18, lw=0,
+                                            zorder=0))
+    ax_full.set_title("full range (shaded: the panel below)", fontsize=10, fontweight="normal")
