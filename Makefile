@@ -46,11 +46,13 @@ data:
 	fi
 
 # Unit tests; every chapter under the smoke profile with nbval; then the smoke reproduction
-# rendered as a book and every page opened in headless Chromium.
+# rendered as a book and every page opened in headless Chromium. The chapters run two at a
+# time (pytest-xdist keeps each notebook's cells on one worker), which fits make test into
+# 15 minutes on two cores.
 test: $(STAMP) data browser
 	$(PY) -m pytest tests
-	NEGSPIKE_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env book/
-	$(MAKE) --no-print-directory reproduce PROFILE=smoke
+	NEGSPIKE_PROFILE=smoke TQDM_DISABLE=1 $(PY) -m pytest -p no:cacheprovider -n 2 --dist loadscope --nbval-lax --nbval-current-env book/
+	$(MAKE) --no-print-directory -j2 reproduce PROFILE=smoke
 	$(PY) scripts/build_book.py --profile smoke --out _build/smoke-test
 	$(PY) scripts/check_book.py _build/smoke-test/_build/html
 
