@@ -40,6 +40,8 @@ COLORS: dict[str, tuple[float, float, float]] = {
     "membrane": _pal[4],  # membrane potential traces
     "positive": _pal[0],  # positive spikes
     "negative": _pal[3],  # negative spikes
+    "tracking": (0.60, 0.05, 0.10),  # dark red: the book's own tracking neuron (negspike.tracking)
+    "pair": (0.45, 0.30, 0.05),  # dark brown: the book's own pair of tracking units
 }
 
 #: One colour per *method* (a conversion or calibration the book compares), the same in every chapter.
@@ -60,6 +62,8 @@ METHOD_COLORS: dict[str, tuple[float, float, float]] = {
     "two_stage": COLORS["ibt"],  # IBT neurons + layer-wise calibration
     "joint": _pal[3],  # joint cosine calibration, as "cosine"
     "spikingjelly": _pal[7],
+    "tracking": COLORS["tracking"],
+    "pair": COLORS["pair"],
 }
 
 #: Width in inches of a figure that fills the book's content column (about 750 px at the default
