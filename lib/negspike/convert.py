@@ -2,8 +2,8 @@
 
 The converted network is the ANN's traced graph (:mod:`negspike.graph`) with neurons in
 place of activations: convolutions, linear layers, average pooling, flattening, residual
-additions and concatenations are linear, so they act on all time steps of a chunk at once (time folded into the batch dimension),
-and only the neurons loop over time. The last layer does not spike: :class:`SNN` returns
+additions and concatenations are linear, so they act on all time steps of a chunk at once
+(time folded into the batch dimension), and only the neurons loop over time. The last layer does not spike: :class:`SNN` returns
 its input current at every step, and the simulator accumulates it (the readout).
 Inputs are analog currents, the same at every step.
 """

@@ -46,7 +46,8 @@ class Rule:
     spiking neuron), ``"linear"`` (kept: linear in its input, so it maps rates to rates),
     ``"fold"`` (batch norm, folded into the synapse before it), ``"shape"`` (bookkeeping on
     shapes) or ``"unsupported"``. ``note`` says how it is converted or, when unsupported,
-    what to use instead.
+    what to use instead. ``check``, for a kept operation, returns what is wrong with one
+    call's arguments (or None).
     """
 
     kind: str
@@ -55,6 +56,8 @@ class Rule:
     functions: tuple[Callable, ...] = ()
     methods: tuple[str, ...] = ()
     note: str = ""
+    # for kept operations that are rate-preserving only with some arguments: the problem, or None
+    check: Callable[[fx.Node], str | None] | None = None
 
 
 _MAX_POOL = "max pooling of spike trains is not the spike train of the max pooling: use nn.AvgPool2d / nn.AdaptiveAvgPool2d (F.avg_pool2d)"
@@ -64,11 +67,45 @@ _SOFTMAX = "remove it from the model: the read-out takes the arg-max of the accu
 _PRODUCT = "a product of two signals is not rate-preserving (the mean of a product is not the product of the means): no gates or attention"
 _NORM = "normalisation by each sample's current values is not rate-preserving: use BatchNorm right after a Conv2d/Linear, which is folded"
 
+def _constant_scaling(node: fx.Node) -> str | None:
+    tensors = [a for a in node.args if isinstance(a, fx.Node) and a.op != "get_attr"]  # parameters are constants
+    if len(tensors) > 1:
+        return _PRODUCT
+    if node.target in (operator.truediv, "div") and not isinstance(node.args[0], fx.Node):
+        return "dividing by a signal is not rate-preserving"
+    return None
+
+
+def _channel_concat(node: fx.Node) -> str | None:
+    dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+    if dim != 1:
+        return f"concatenation along dimension {dim}; only dimension 1 (channels) keeps time and batch apart"
+    return None
+
+
+def _non_batch_mean(node: fx.Node) -> str | None:
+    dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if dim is None or 0 in dims:
+        return "a mean over the batch dimension mixes samples and time steps; average over dimensions >= 1"
+    return None
+
+
+def _shape_index(node: fx.Node) -> str | None:
+    src = node.args[0] if node.target is operator.getitem else None
+    if isinstance(src, fx.Node) and not (src.op == "call_method" and src.target == "size") and not (
+            src.op == "call_function" and src.target is getattr):
+        return "indexing a tensor; only indexing of sizes and shapes is supported"
+    return None
+
+
+_ACTIVATION = Rule("activation", "ReLU, Leaky ReLU, clipping layers with theta_p (modules)", (nn.ReLU, nn.LeakyReLU),
+                   note="a spiking neuron per call site (IF for ReLU, signed for Leaky ReLU)")
+
 RULES: tuple[Rule, ...] = (
     Rule("synapse", "convolution and linear layer", (nn.Conv2d, nn.Linear),
          note="kept; the weights act on spikes (time folded into the batch)"),
-    Rule("activation", "ReLU, Leaky ReLU, clipping layers with theta_p (modules)", (nn.ReLU, nn.LeakyReLU),
-         note="a spiking neuron per call site (IF for ReLU, signed for Leaky ReLU)"),
+    _ACTIVATION,
     Rule("activation", "ReLU, Leaky ReLU (functions and methods)", (),
          (F.relu, F.relu_, torch.relu, torch.relu_, F.leaky_relu, F.leaky_relu_), ("relu", "relu_"),
          note="replaced by a module of its own, then a spiking neuron"),
@@ -83,13 +120,13 @@ RULES: tuple[Rule, ...] = (
          (operator.add, operator.iadd, torch.add, operator.sub, torch.sub, operator.neg), ("add", "add_", "sub"),
          note="kept: sums of rates are rates of sums"),
     Rule("linear", "scaling by a constant", (), (operator.mul, operator.truediv, torch.mul), ("mul", "div"),
-         note="kept when one operand is a number (a product of two tensors is unsupported)"),
+         note="kept when one operand is a number (a product of two tensors is unsupported)", check=_constant_scaling),
     Rule("linear", "concatenation along channels", (), (torch.cat,),
-         note="kept when along dimension 1 (the batch dimension carries time)"),
+         note="kept when along dimension 1 (the batch dimension carries time)", check=_channel_concat),
     Rule("linear", "mean over non-batch dimensions", (), (torch.mean,), ("mean",),
-         note="kept: global average pooling written as a mean"),
+         note="kept: global average pooling written as a mean", check=_non_batch_mean),
     Rule("shape", "sizes and shapes", (), (operator.getitem, getattr), ("size", "dim"),
-         note="kept when applied to shapes"),
+         note="kept when applied to shapes", check=_shape_index),
     Rule("unsupported", "max pooling", (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool2d),
          (F.max_pool2d, F.adaptive_max_pool2d), note=_MAX_POOL),
     Rule("unsupported", "other activations",
@@ -121,7 +158,7 @@ def _rule_for(node: fx.Node, modules: dict[str, nn.Module]) -> Rule | None:
         if node.op == "call_module":
             m = modules[node.target]
             if rule.kind == "activation" and _is_activation_module(m):
-                return RULES[1]
+                return _ACTIVATION
             if rule.modules and isinstance(m, rule.modules):
                 return rule
         elif node.op == "call_function" and node.target in rule.functions:
@@ -186,27 +223,8 @@ def _check_node(node: fx.Node, modules: dict[str, nn.Module]) -> str | None:
         return f"{what}: not among the rate-preserving operations the converter knows (see negspike.graph.RULES)"
     if rule.kind == "unsupported":
         return f"{what}: {rule.label}; {rule.note}"
-    if rule.label == "scaling by a constant":
-        tensors = [a for a in node.args if isinstance(a, fx.Node) and a.op != "get_attr"]  # parameters are constants
-        if len(tensors) > 1:
-            return f"{what}: {_PRODUCT}"
-        if node.target in (operator.truediv, "div") and not isinstance(node.args[0], fx.Node):
-            return f"{what}: dividing by a signal is not rate-preserving"
-    if rule.label == "concatenation along channels":
-        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-        if dim != 1:
-            return f"{what}: concatenation along dimension {dim}; only dimension 1 (channels) keeps time and batch apart"
-    if rule.label == "mean over non-batch dimensions":
-        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
-        dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-        if dim is None or 0 in dims:
-            return f"{what}: a mean over the batch dimension mixes samples and time steps; average over dimensions >= 1"
-    if rule.kind == "shape" and node.target is operator.getitem:
-        src = node.args[0]
-        if isinstance(src, fx.Node) and not (src.op == "call_method" and src.target == "size") and not (
-            src.op == "call_function" and src.target is getattr):
-            return f"{what}: indexing a tensor; only indexing of sizes and shapes is supported"
-    return None
+    problem = rule.check(node) if rule.check else None
+    return f"{what}: {problem}" if problem else None
 
 
 def _functional_slope(node: fx.Node) -> float:
