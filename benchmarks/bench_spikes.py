@@ -33,8 +33,8 @@ import pandas as pd
 import torch
 
 from negspike import simulate
-from negspike.cache import CACHE_DIR, config_key
-from negspike.pipeline import calibrated_snn, converted_snn, load_split
+from negspike.cache import CACHE_DIR, cache_path
+from negspike.pipeline import calibrated_snn, calibration_key, clip_key, converted_snn, load_split
 from negspike.profiles import load_profile
 from negspike.results import write_table
 
@@ -43,11 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _missing_steps(prof, cal) -> list[str]:
     """Cache steps (of the chain behind the two SNNs) that are not on disk yet."""
-    ann, th = dataclasses.asdict(prof.ann), dataclasses.asdict(prof.threshold)
-    keys = [("clip", {"ann": ann, "threshold": th}),
-            ("calibration", {"ann": ann, "threshold": th, "calibration": dataclasses.asdict(cal)})]
-    return [f"{step}-{config_key(key)}.pt" for step, key in keys
-            if not (CACHE_DIR / f"{step}-{config_key(key)}.pt").exists()]
+    paths = [cache_path("clip", clip_key(prof.ann, prof.threshold)),
+             cache_path("calibration", calibration_key(prof.ann, prof.threshold, cal))]
+    return [p.name for p in paths if not p.exists()]
 
 
 def layer_rows(res, snn_name: str, T: int, prof) -> list[dict]:

@@ -116,12 +116,18 @@ def main(argv=None) -> int:
                 torch.save(state, args.out)
                 args.out.with_suffix(".json").write_text(json.dumps(record, indent=1))
             if args.cache:
-                from negspike.cache import CACHE_DIR, cached, config_key
+                from negspike.cache import cache_path, cached
+                from negspike.pipeline import ann_key
 
-                blob = {"state_dict": state, "history": history, "test_acc": test_acc}
-                stored = cached("ann", dataclasses.asdict(cfg), lambda: blob)
-                path = CACHE_DIR / f"ann-{config_key(dataclasses.asdict(cfg))}.pt"
-                print(f"train_ddp: cache {path}" + ("" if stored is blob else " (already held a checkpoint, kept)"))
+                built = []  # empty when the cache already held a valid checkpoint of cfg
+
+                def build():
+                    built.append(True)
+                    return {"state_dict": state, "history": history, "test_acc": test_acc}
+
+                cached("ann", ann_key(cfg), build)
+                print(f"train_ddp: cache {cache_path('ann', ann_key(cfg))}"
+                      + ("" if built else " (already held a checkpoint, kept)"))
             print(f"train_ddp: test accuracy {test_acc:.4f}, {seconds:.1f} s of training"
                   + (f", state dict in {args.out}" if args.out else ""), flush=True)
         D.barrier()

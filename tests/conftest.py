@@ -6,3 +6,13 @@ import torch
 def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(2)
+
+
+@pytest.fixture
+def toy_step(monkeypatch):
+    """A cache step named "step" whose result depends on no library code, for tests of the cache itself."""
+    from negspike import cache
+
+    monkeypatch.setitem(cache.STEP_CODE, "step", ())
+    yield "step"
+    cache._forget_code_versions()

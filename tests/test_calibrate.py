@@ -1,6 +1,9 @@
+import math
+
 import pytest
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from negspike import activation_thresholds, convert
 from negspike.calibrate import WEIGHTINGS, calibrate_joint, calibrate_layerwise, kappa_at, layer_loss, layer_weights
@@ -35,14 +38,43 @@ def test_average_weighting_and_bad_arguments():
         layer_weights("cosine", 4, 0.5, floor=0)
 
 
+def paper_weights(kind: str, L: int, p: float, mu: float = 8.0, floor: float = 0.02) -> list[float]:
+    """Eqs. 25, 27 and 28-30 written out independently of the library, normalised."""
+    phi = []
+    for layer in range(1, L + 1):
+        x = layer / L - p
+        if kind == "average":
+            phi.append(1.0)
+        elif kind == "cosine":
+            phi.append(math.cos(math.pi / 2 * x) + floor)
+        else:
+            s = 1 / (1 + math.exp(-mu * x))
+            phi.append(mu * s * (1 - s) + floor)
+    return [f / sum(phi) for f in phi]
+
+
+@pytest.mark.parametrize("kind", WEIGHTINGS)
+def test_weightings_follow_the_papers_formulas(kind):
+    for mu in (2.0, 8.0, 20.0):
+        for p in (0.0, 0.3, 1.0):
+            assert layer_weights(kind, 5, p, mu=mu).tolist() == pytest.approx(paper_weights(kind, 5, p, mu), abs=1e-6)
+
+
 def test_sigmoid_mu_sharpens_the_peak():
     soft = layer_weights("sigmoid", 8, 0.5, mu=2.0)
     sharp = layer_weights("sigmoid", 8, 0.5, mu=20.0)
     assert sharp.max() > soft.max()
 
 
-def test_kappa_schedule():
-    assert [kappa_at(e) for e in (0, 9, 10, 19, 20, 40)] == [6.7, 6.7, 10.0, 10.0, 15.0, 15.0]
+def test_kappa_schedule_counts_the_papers_epochs_from_one():
+    """'6.7, increased to 10 after 10 epochs, and to 15 at the 20-th epoch': epochs 1-10
+    (indices 0-9) use 6.7, epochs 11-19 use 10, the 20th (index 19) and later 15."""
+    got = [kappa_at(e) for e in range(25)]
+    assert got == [6.7] * 10 + [10.0] * 9 + [15.0] * 6
+    assert kappa_at(19) == 15.0, "the 20th epoch is index 19"
+    assert [kappa_at(e, ((0, 1.0), (2, 3.0))) for e in range(4)] == [1.0, 1.0, 3.0, 3.0]
+    with pytest.raises(ValueError, match="does not cover"):
+        kappa_at(0, ((1, 2.0),))
 
 
 def test_layer_losses_are_zero_at_match_and_scale_free():
@@ -54,6 +86,48 @@ def test_layer_losses_are_zero_at_match_and_scale_free():
         assert layer_loss(5 * r, 5 * a, kind).item() == pytest.approx(layer_loss(r, a, kind).item(), rel=1e-4)
     with pytest.raises(ValueError, match="unknown calibration loss"):
         layer_loss(a, a, "l1")
+
+
+def test_layer_losses_are_the_documented_formulas():
+    """KL of the softmaxes of each sample's map divided by its ANN map's standard deviation
+    (the floor does not act on ordinary maps), and MSE over the mean square of the ANN map."""
+    torch.manual_seed(1)
+    a = torch.randn(6, 2, 3, 3)
+    r = a + 0.4 * torch.randn_like(a)
+    fa, fr = a.flatten(1).double(), r.flatten(1).double()
+    for temperature in (1.0, 2.5):
+        scale = fa.std(1, keepdim=True) * temperature
+        p, q = torch.softmax(fa / scale, 1), torch.softmax(fr / scale, 1)
+        kl = (p * (p / q).log()).sum(1).mean()
+        assert layer_loss(r, a, "kl", temperature).item() == pytest.approx(kl.item(), rel=1e-4)
+    mse = ((fr - fa) ** 2).mean() / (fa**2).mean()
+    assert layer_loss(r, a, "mse").item() == pytest.approx(mse.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["kl", "mse"])
+@pytest.mark.parametrize("value", [0.0, 1.7, -0.17])
+def test_a_constant_ann_map_gives_a_moderate_loss_and_gradient(kind, value):
+    """An all-zero or fully clipped ANN map has no spread: dividing by it gave losses near
+    1e7 (and gradients to match) from spike noise of one spike's worth."""
+    torch.manual_seed(0)
+    T = 8
+    a = torch.full((16, 4, 6, 6), value)
+    noise = torch.randint(-1, 2, a.shape) * 1.7 / T  # rates off by at most one spike
+    r = (a + noise).requires_grad_(True)
+    loss = layer_loss(r, a, kind)
+    loss.backward()
+    assert torch.isfinite(loss) and 0 < loss.item() < 2
+    assert torch.isfinite(r.grad).all() and r.grad.abs().max().item() < 0.1
+    for c in (1e-3, 1e3):  # still scale-free
+        assert layer_loss(c * r.detach(), c * a, kind).item() == pytest.approx(loss.item(), rel=1e-3)
+    assert layer_loss(a.clone(), a, kind).item() == pytest.approx(0.0, abs=1e-6)
+    # one constant map among ordinary ones: its floor is a tenth of the batch's spread
+    b = torch.randn(16, 4, 6, 6).clamp(-0.3, 1.5)
+    b[0] = 1.5
+    rb = (b + noise).requires_grad_(True)
+    mixed = layer_loss(rb, b, kind)
+    mixed.backward()
+    assert 0 < mixed.item() < 2 and rb.grad.abs().max().item() < 0.1
 
 
 def small_pair(seed=0):
@@ -150,3 +224,66 @@ def test_layerwise_forward_stops_after_the_layer_without_changing_the_result(mon
         ann, activation_thresholds(ann, x), "signed", v_init=0.5).state_dict().values()))
     assert changed, "calibration changed nothing, so the comparison proves nothing"
     assert all(not m._forward_hooks for m in snn.modules()), "a hook was left behind"
+
+
+def test_joint_calibration_steps_use_the_documented_weights_kappa_and_readout():
+    """Pins what each step of joint calibration optimises: with one batch per epoch and
+    ``lr = 0`` (so the network never changes), the gradient of every step must equal that
+    of ``sum_l w_l(p) loss_l`` written out here, with ``p = step / (steps - 1)`` (shallow
+    layers first), the sigmoid weighting with the given ``mu``, the readout as the last
+    layer and kappa from the paper's schedule. A schedule run backwards, a readout left
+    out, a kappa never raised or ``mu`` ignored each change these gradients."""
+    torch.manual_seed(0)
+    ann = nn.Sequential(nn.Linear(6, 8), nn.LeakyReLU(0.1), nn.Linear(8, 8), nn.LeakyReLU(0.1), nn.Linear(8, 3))
+    x = torch.randn(12, 6)
+    ann = add_clipping(ann, activation_thresholds(ann, x, "percentile", 95.0)).eval()
+    snn = convert(ann)
+    T, epochs, mu = 3, 21, 5.0  # mu differs from the default 8
+    names = list(snn.neurons)
+    assert names == ["1", "3"]
+    params = [p for m in snn.net.modules() if isinstance(m, nn.Linear) for p in (m.weight, m.bias)]
+
+    kappas, grads = [], []
+    pre = [m.register_forward_pre_hook(lambda m, i: kappas.append(m.kappa)) for m in snn.neurons.values()]
+    step_hook = register_optimizer_step_pre_hook(lambda opt, *_: grads.append([p.grad.clone() for p in params]))
+    try:
+        hist = calibrate_joint(snn, ann, x, T=T, epochs=epochs, lr=0.0, batch_size=len(x), weighting="sigmoid",
+                               loss="kl", mu=mu, progress=False, device="cpu")
+    finally:
+        step_hook.remove()
+        for h in pre:
+            h.remove()
+
+    expected_kappa = [6.7] * 10 + [10.0] * 9 + [15.0] * 2
+    assert kappas == [k for k in expected_kappa for _ in names], "kappa per step (one forward per step)"
+    assert len(grads) == epochs
+    L = len(names) + 1
+    for step in range(epochs):
+        w = paper_weights("sigmoid", L, step / (epochs - 1), mu)
+        assert hist[hist.epoch == step + 1]["weight"].tolist() == pytest.approx(w, abs=1e-6)
+        # the objective written out: decoded rates of each layer, the readout's mean input
+        for m in snn.neurons.values():
+            m.kappa = expected_kappa[step]
+        rates, acts = {}, {}
+        hooks = [snn.neurons[n].register_forward_hook(
+            lambda m, i, o, n=n: rates.__setitem__(n, o.view(m.steps, m.batch, *o.shape[1:]).mean(0))) for n in names]
+        hooks += [dict(ann.named_modules())[n].register_forward_hook(
+            lambda m, i, o, n=n: acts.__setitem__(n, o.detach())) for n in names]
+        for p in params:
+            p.requires_grad_(True)
+        try:
+            with torch.no_grad():
+                logits = ann(x)
+            snn.reset()
+            readout = snn(x, T).mean(0)
+            losses = [layer_loss(rates[n], acts[n]) for n in names] + [layer_loss(readout, logits)]
+            ref = torch.autograd.grad(sum(wi * lo for wi, lo in zip(w, losses)), params)
+        finally:
+            for h in hooks:
+                h.remove()
+            for p in params:
+                p.requires_grad_(False)
+            snn.reset()
+        assert ref[-2].abs().sum() > 0, "the readout's weights get a gradient only from the readout term"
+        for got, want in zip(grads[step], ref):
+            assert torch.allclose(got, want, rtol=1e-4, atol=1e-7), f"step {step}: gradient differs"

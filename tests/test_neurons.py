@@ -81,6 +81,30 @@ def test_fast_path_equals_differentiable_path():
     assert (a.pos_spikes, a.neg_spikes) == (b.pos_spikes, b.neg_spikes)
 
 
+def test_theta_n_alone_trainable_gets_its_gradient():
+    """theta_n reaches the dynamics only through N_th and the negative spike's value; a
+    neuron whose only trainable threshold is theta_n must not take the fixed-threshold
+    BPTT (which would leave theta_n without a gradient)."""
+    torch.manual_seed(2)
+    cur = torch.randn(10 * 6, 4) * 1.5 - 0.5
+    weights = torch.randn(10 * 6, 4)  # a loss that depends on every output
+
+    def grads(train_p: bool):
+        n = SignedIFNeuron(1.1, -0.3, 0.1)
+        n.steps, n.batch = 10, 6
+        n.theta_n.requires_grad_(True)
+        n.theta_p.requires_grad_(train_p)
+        c = cur.clone().requires_grad_(True)
+        (n(c) * weights).sum().backward()
+        return n.theta_n.grad, c.grad
+
+    only_n, cur_only_n = grads(False)
+    both, cur_both = grads(True)
+    assert only_n is not None and only_n.abs().item() > 1e-3, "theta_n got no gradient"
+    assert torch.allclose(only_n, both), "theta_n's gradient must not depend on whether theta_p trains"
+    assert torch.allclose(cur_only_n, cur_both, atol=1e-6)
+
+
 def test_membrane_carries_over_chunks():
     z = torch.randn(50)
     whole = SignedIFNeuron(1.0, -0.3, 0.1)

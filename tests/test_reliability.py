@@ -118,7 +118,7 @@ def test_killed_run_resumes_without_redoing_finished_steps(tmp_path):
 # 3. Corrupted caches --------------------------------------------------------------------
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "other configuration"])
-def test_damaged_or_foreign_checkpoint_is_reported_and_rebuilt(tmp_path, damage):
+def test_damaged_or_foreign_checkpoint_is_reported_and_rebuilt(tmp_path, damage, toy_step):
     cfg = {"lr": 0.1}
     cached("step", cfg, lambda: torch.ones(2), tmp_path)
     (path,) = tmp_path.glob("step-*.pt")

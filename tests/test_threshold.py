@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -11,6 +13,7 @@ from negspike.threshold import (
     activation_thresholds,
     add_clipping,
     bn_variance_penalty,
+    channel_eta,
     clip_l2,
     layer_statistics,
     learned_thresholds,
@@ -24,8 +27,13 @@ def test_eta_is_scale_invariant():
     eta = variance_penalty(a, eps=1e-9)
     for gamma in (0.01, 3.0, 100.0):
         assert variance_penalty(gamma * a, eps=1e-9).item() == pytest.approx(eta.item(), rel=1e-4)
-    # sigma^2 alone (eq. 21) is not
-    assert (3 * a).var() > 8 * a.var()
+    # and it is eq. 23 per channel of |a|, averaged: a penalty of the whole layer's values,
+    # of sigma^2, or of the signed values would differ
+    mags = a.abs().transpose(0, 1).reshape(8, -1).double()
+    by_hand = (mags.std(1, unbiased=False) / (mags.mean(1) + 1e-9)).pow(3).mean()
+    assert eta.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    whole_layer = (mags.std(unbiased=False) / mags.mean()).pow(3)
+    assert abs(eta.item() - whole_layer.item()) > 1e-3 * whole_layer.item()
 
 
 def test_eta_grows_with_tail_length():
@@ -65,8 +73,47 @@ def test_bn_variant_agrees_with_activation_based():
         bn.bias.uniform_(-1.0, 1.0)
     out = bn.train()(torch.randn(256, 6, 4, 4) * 3 + 1)  # training mode: batch statistics
     via_act = variance_penalty(out, eps=1e-3, magnitude=False)
-    via_bn = bn_variance_penalty(bn, eps=1e-3)
+    via_bn = bn_variance_penalty(bn, eps=1e-3, magnitude=False)
     assert via_act.item() == pytest.approx(via_bn.item(), rel=1e-3)
+
+
+def test_bn_penalty_of_magnitudes_agrees_with_activations_and_stays_bounded():
+    """The default BN form is eta of |y| (as for activations), in closed form for a normal
+    output: it matches the activation-based eta on normal data, a fresh BN (beta = 0)
+    gives (pi/2 - 1)^(3/2) instead of 1e9, and channels with beta near 0 neither dominate
+    the mean nor get a huge gradient."""
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(6)
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([0.5, -1.5, 2.0, 0.2, 1.0, 0.7]))
+        bn.bias.copy_(torch.tensor([1.0, 0.3, -2.0, 0.8, 0.0, 1e-4]))
+    out = bn.train()(torch.randn(200_000, 6) * 3 + 1)  # normal input: the output is normal
+    via_act = channel_eta(out.detach(), eps=1e-3)  # eta of |y| per channel
+    for c in range(6):
+        one = nn.BatchNorm1d(1)
+        with torch.no_grad():
+            one.weight.fill_(bn.weight[c].item())
+            one.bias.fill_(bn.bias[c].item())
+        assert bn_variance_penalty(one, eps=1e-3).item() == pytest.approx(via_act[c].item(), rel=0.02)
+    # |beta| >> |gamma|: the folded normal is the normal, the paper's form
+    far = nn.BatchNorm1d(1)
+    with torch.no_grad():
+        far.weight.fill_(0.01)
+        far.bias.fill_(-3.0)
+    assert bn_variance_penalty(far).item() == pytest.approx(bn_variance_penalty(far, magnitude=False).item(), rel=1e-3)
+    fresh = nn.BatchNorm2d(8)
+    assert bn_variance_penalty(fresh).item() == pytest.approx((math.pi / 2 - 1) ** 1.5, rel=0.01)
+    assert bn_variance_penalty(fresh, magnitude=False).item() > 1e8  # the pitfall this guards
+    eta = bn_variance_penalty(bn)
+    eta.backward()
+    assert eta.item() < 1.0 and bn.bias.grad.abs().max().item() < 1.0
+    assert bn.bias.grad[4].item() == pytest.approx(0.0, abs=1e-6)  # no push away from beta = 0
+    dead = nn.BatchNorm1d(3)  # gamma = 0 (a zero-initialised residual BN): a finite gradient
+    with torch.no_grad():
+        dead.weight.copy_(torch.tensor([0.0, 0.0, 1.0]))
+        dead.bias.copy_(torch.tensor([0.0, 0.5, 0.0]))
+    bn_variance_penalty(dead).backward()
+    assert torch.isfinite(dead.weight.grad).all() and torch.isfinite(dead.bias.grad).all()
 
 
 def test_clip_clamps_and_passes_gradient_only_where_it_clips():
@@ -78,8 +125,9 @@ def test_clip_clamps_and_passes_gradient_only_where_it_clips():
     assert clip.theta_p.grad.item() == 1.0  # only z=3 is clipped above
     assert clip.theta_n.grad.item() == 1.0  # only z=-5 is clipped below
     assert torch.allclose(z.grad, torch.tensor([0.0, 0.1, 1.0, 0.0]))
-    clip.theta_p.grad = None
-    TrainableClip(0.1, 10.0, -10.0)(z.detach()).sum().backward()  # nothing clipped
+    wide = TrainableClip(0.1, 10.0, -10.0)
+    wide(z.detach()).sum().backward()  # nothing clipped: no gradient reaches the thresholds
+    assert wide.theta_p.grad.item() == 0.0 and wide.theta_n.grad.item() == 0.0
 
 
 def test_l2_moves_thresholds_inward_and_projection_keeps_signs():
@@ -138,10 +186,20 @@ def test_percentile_thresholds_sit_inside_max_and_statistics_report_tails():
     for name in mx:
         assert 0 < pc[name].theta_p < mx[name].theta_p
         assert mx[name].theta_n < pc[name].theta_n < 0
-    st = layer_statistics(ann, x)
+    st = layer_statistics(ann, x, max_values=10**8)  # keep every value: the tail is then exact
     assert set(st) == {"act1", "act2", "act3"}
     assert st["act1"]["channel_max"].shape == (32,) and st["act3"]["channel_max"].shape == (1024,)
-    assert all(s["tail"] >= 1 for s in st.values())
+    outs = {}
+    hooks = [getattr(ann, n).register_forward_hook(lambda m, i, o, n=n: outs.__setitem__(n, o)) for n in st]
+    with torch.no_grad():
+        ann(x)
+    for h in hooks:
+        h.remove()
+    for name, s in st.items():
+        mags = outs[name].abs().flatten()
+        assert s["tail"] == pytest.approx((mags.max() / torch.quantile(mags, 0.99)).item(), rel=1e-5)
+        assert s["channel_max"].tolist() == pytest.approx(
+            outs[name].abs().transpose(0, 1).flatten(1).amax(1).tolist(), rel=1e-6)
 
 
 def test_variance_finetuning_shortens_tails_on_a_small_network():
@@ -164,4 +222,7 @@ def test_variance_finetuning_shortens_tails_on_a_small_network():
 def test_bn_penalty_runs_on_vgg():
     model = vgg16(width=1 / 16)
     vp = VariancePenalty(model, use_bn=True)
-    assert len(vp.etas()) == 13
+    etas = vp.etas()
+    assert len(etas) == 13
+    # freshly initialised BN: gamma = 1, beta = 0 in every channel (the signed form gives 1e9)
+    assert all(e.item() == pytest.approx((math.pi / 2 - 1) ** 1.5, rel=0.01) for e in etas.values())

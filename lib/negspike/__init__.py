@@ -1,11 +1,12 @@
 """negspike: ANN-to-SNN conversion for Leaky-ReLU networks with negative spikes.
 
 A small library under the book "A Fast and Accurate ANN-SNN Conversion Algorithm with
-Negative Spikes" (Wang, Zhu, Li). Modules: ``data``, ``models``, ``neurons``,
-``tracking`` (the book's own neurons), ``threshold``, ``graph`` (the traced graph the
-converter works on), ``convert``, ``simulate``, ``calibrate``, ``train``, ``cache``,
-``pipeline`` (cached steps), ``experiments`` (the book's studies), ``profiles``,
-``results`` (atomic results files), ``own_network`` (converting other networks) and ``plots``.
+Negative Spikes" (Wang, Zhu, Li; IJCAI 2025, pp. 6460-6468, doi 10.24963/ijcai.2025/719).
+Modules: ``data``, ``models``, ``neurons``, ``tracking`` (the book's own neurons),
+``threshold``, ``graph`` (the traced graph the converter works on), ``convert``,
+``simulate``, ``calibrate``, ``train``, ``cache``, ``pipeline`` (cached steps),
+``experiments`` (the book's studies), ``profiles``, ``results`` (atomic results files),
+``own_network`` (converting other networks) and ``plots``.
 """
 from .convert import SNN, convert, fold_bn
 from .graph import UnsupportedLayerError, canonical

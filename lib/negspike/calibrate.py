@@ -28,6 +28,7 @@ from .train import DivergenceError, progress_bar, select_device
 __all__ = [
     "WEIGHTINGS",
     "layer_weights",
+    "KAPPA_SCHEDULE",
     "kappa_at",
     "layer_loss",
     "calibrate_joint",
@@ -69,8 +70,24 @@ def layer_weights(kind: str, L: int, p: float, mu: float = 8.0, floor: float = 0
     return (phi / phi.sum()).float()
 
 
-def kappa_at(epoch: int, schedule: Iterable[tuple[int, float]] = ((0, 6.7), (10, 10.0), (20, 15.0))) -> float:
-    """Surrogate slope for a 0-based ``epoch``: 6.7, raised to 10 after 10 epochs and 15 at epoch 20."""
+# (0-based epoch index from which it applies, kappa). The paper: "kappa is set to 6.7, and
+# is increased to 10 after 10 epochs, and is increased to 15 at the 20-th epoch". Epochs
+# are counted from 1 there: "after 10 epochs" is the 11th epoch (index 10), "the 20-th
+# epoch" is index 19.
+KAPPA_SCHEDULE: tuple[tuple[int, float], ...] = ((0, 6.7), (10, 10.0), (19, 15.0))
+
+# A sample's ANN map whose spread is below this fraction of the whole batch's spread
+# (a constant map: all zero or fully clipped) is scaled by the floor instead; see layer_loss.
+SCALE_FLOOR = 0.1
+
+
+def kappa_at(epoch: int, schedule: Iterable[tuple[int, float]] = KAPPA_SCHEDULE) -> float:
+    """Surrogate slope for the 0-based epoch index ``epoch`` (``range(epochs)``).
+
+    ``schedule`` holds ``(first index, kappa)`` pairs. The default follows the paper: 6.7
+    for the 1st to 10th epoch (indices 0-9), 10 "after 10 epochs" (indices 10-18) and 15
+    from "the 20-th epoch" on (index 19).
+    """
     kappa = None
     for start, value in sorted(schedule):
         if epoch >= start:
@@ -80,24 +97,47 @@ def kappa_at(epoch: int, schedule: Iterable[tuple[int, float]] = ((0, 6.7), (10,
     return kappa
 
 
+def _spread(t: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of all values of ``t``, detached (a scalar)."""
+    return t.detach().float().std(unbiased=False)
+
+
 def layer_loss(rate: torch.Tensor, target: torch.Tensor, kind: str = "kl", temperature: float = 1.0) -> torch.Tensor:
     """Discrepancy between an SNN layer's decoded rate and the ANN activation (same shape).
 
     ``"kl"``: KL(P || Q) with P and Q the softmax, over each sample's flattened feature
-    map, of ANN activation and SNN rate, both divided by ``temperature`` times the ANN
-    map's standard deviation (detached), so signed values are allowed and the loss does
-    not depend on the layer's scale. ``"mse"``: mean squared error divided by the mean
-    squared ANN activation (detached), again scale-free.
+    map, of ANN activation and SNN rate, both divided by ``temperature`` times a scale
+    (detached), so signed values are allowed and the loss does not depend on the layer's
+    scale. The scale is the ANN map's standard deviation, floored at ``SCALE_FLOOR`` times
+    the spread of the ANN maps over the whole batch: a constant map (all zero, or fully
+    clipped) has no spread of its own, and dividing by ~0 would blow the loss up to ~1e7
+    and poison Adam's moments. Where the ANN maps are constant over the whole batch (a
+    dead or saturated layer) the SNN rates' spread over the batch is the scale instead,
+    so the loss measures how far from flat the SNN's maps are, in their own units (a KL
+    of order 1 at most for ordinary spike noise).
+    ``"mse"``: mean squared error divided by the mean squared ANN activation (detached),
+    again scale-free; for an all-zero ANN batch, divided by the SNN's mean square instead.
     """
     b = rate.shape[0]
     r, a = rate.reshape(b, -1), target.reshape(b, -1)
     if kind == "kl":
-        scale = (a.std(1, keepdim=True).detach() + 1e-8) * temperature
+        floor = SCALE_FLOOR * _spread(a)
+        # Constant over the batch, up to float rounding (which leaves ~1e-7 of the value)?
+        if floor <= 1e-5 * SCALE_FLOOR * a.detach().abs().mean():
+            floor = _spread(r)
+            if floor == 0:  # both constant: each softmax is uniform, the loss is 0 at any scale
+                floor = torch.ones((), device=a.device)
+        # (a one-value map has no standard deviation; its softmax is 1 whatever the scale)
+        own = a.detach().std(1, keepdim=True) if a.shape[1] > 1 else torch.zeros_like(a[:, :1])
+        scale = torch.maximum(own, floor) * temperature
         log_q = torch.log_softmax(r / scale, 1)
         log_p = torch.log_softmax(a / scale, 1)
         return (log_p.exp() * (log_p - log_q)).sum(1).mean()
     if kind == "mse":
-        return ((r - a) ** 2).mean() / (a.pow(2).mean().detach() + 1e-12)
+        norm = a.detach().pow(2).mean()
+        if norm == 0:
+            norm = r.detach().pow(2).mean()
+        return ((r - a) ** 2).mean() / (norm + 1e-30)
     raise ValueError(f"unknown calibration loss {kind!r}; choose 'kl' or 'mse'")
 
 
@@ -212,7 +252,7 @@ def calibrate_joint(
     floor: float = 0.02,
     temperature: float = 1.0,
     train: Iterable[str] = ("weights", "biases"),
-    kappa_schedule: Iterable[tuple[int, float]] = ((0, 6.7), (10, 10.0), (20, 15.0)),
+    kappa_schedule: Iterable[tuple[int, float]] = KAPPA_SCHEDULE,
     seed: int = 0,
     device="auto",
     progress: bool = True,

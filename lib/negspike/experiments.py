@@ -13,38 +13,69 @@ from torch import nn
 
 from .cache import cached
 from .convert import convert
-from .pipeline import calibrated_snn, clipped_ann, converted_snn, load_split, trained_ann, variance_finetuned_ann
+from .matched import curve_rows, pair_rows, summary_row
+from .paper import TABLE2_3
+from .pipeline import (ANNConfig, CalibrationConfig, ThresholdConfig, calibrated_snn, clipped_ann, converted_snn,
+                       load_split, trained_ann, variance_finetuned_ann)
 from .profiles import Profile
 from .simulate import simulate
 from .threshold import activation_thresholds, bn_variance_penalty, layer_statistics, learned_thresholds
-from .train import evaluate_ann
+from .train import correct_per_image
 
-__all__ = ["simulated", "smallest_T", "conversion_baselines", "threshold_study", "calibration_study", "cifar_study",
-           "CIFAR_METHODS", "PAPER_CIFAR"]
+__all__ = ["sim_key", "max_threshold_label", "clipped_label", "calibrated_label", "simulation", "simulated",
+           "smallest_T", "conversion_baselines", "threshold_study", "calibration_study", "cifar_study",
+           "CIFAR_METHODS", "PAPER_CIFAR", "ann_correct"]
 
 
-def _test_set(prof: Profile):
-    return load_split(prof.ann.dataset, "test", prof.evaluation.test_subset, prof.ann.seed)
+# Labels: how the simulated SNN was made from the ANN of the key. One function per kind of
+# SNN the library simulates, so that every study (and chapter) that simulates it shares its cache.
+
+def max_threshold_label(neuron: str, v_init: float = 0.0) -> dict:
+    """The trained ANN converted with max-based thresholds to ``neuron``, membranes from ``v_init * P_th``."""
+    return {"ann": "trained", "thresholds": "max", "neuron": neuron, "v_init": v_init}
+
+
+def clipped_label(th: ThresholdConfig, neuron: str, v_init: float = 0.0) -> dict:
+    """:func:`negspike.pipeline.converted_snn` of ``th`` (learned thresholds), no calibration."""
+    return {"ann": "clipped", "threshold": asdict(th), "neuron": neuron, "v_init": v_init}
+
+
+def calibrated_label(th: ThresholdConfig, cal: CalibrationConfig) -> dict:
+    """:func:`negspike.pipeline.calibrated_snn` of ``th`` and ``cal``."""
+    return {"calibrated": asdict(cal), "threshold": asdict(th)}
+
+
+def sim_key(ann: ANNConfig, label: dict, test_subset: int | None, T_max: int) -> dict:
+    """The cache key of a simulation (step ``"sim"``): the SNN (``label`` and its ANN), the test
+    images (``test_subset`` of the ANN's dataset, drawn with its seed) and the steps simulated."""
+    return {"label": label, "ann": asdict(ann), "test_subset": test_subset, "T_max": T_max}
+
+
+def simulation(ann: ANNConfig, label: dict, make_snn, test_subset: int | None, T_max: int,
+               progress: bool = True) -> dict:
+    """Simulate the SNN from ``make_snn()`` for ``T_max`` steps on the test images of ``ann``'s
+    dataset (``test_subset`` of them, drawn with its seed), cached under :func:`sim_key`.
+
+    Returns ``{"acc": [accuracy at T=1..T_max], "correct": [T_max, images] bool (which
+    images are right at each T, for matched comparisons), "layers": firing-rate records,
+    "synops_per_image", "ann_macs_per_image", "seconds"}``.
+    """
+
+    def build():
+        x, y = load_split(ann.dataset, "test", test_subset, ann.seed)
+        return _simulate_record(make_snn(), x, y, T_max, progress)
+
+    return cached("sim", sim_key(ann, label, test_subset, T_max), build)
 
 
 def simulated(prof: Profile, label: dict, make_snn, T_max: int | None = None, progress: bool = True) -> dict:
-    """Simulate the SNN from ``make_snn()`` on the profile's test set, cached under ``label``.
-
-    Returns ``{"acc": [accuracy at T=1..T_max], "layers": firing-rate records,
-    "synops_per_image", "ann_macs_per_image", "seconds"}``.
-    """
-    T_max = T_max or prof.evaluation.T_max
-    key = {"label": label, "ann": asdict(prof.ann), "evaluation": asdict(prof.evaluation), "T_max": T_max}
-
-    def build():
-        return _simulate_record(make_snn(), *_test_set(prof), T_max, progress)
-
-    return cached("sim", key, build)
+    """:func:`simulation` on the profile's test images, up to ``T_max`` (default: the profile's)."""
+    return simulation(prof.ann, label, make_snn, prof.evaluation.test_subset, T_max or prof.evaluation.T_max, progress)
 
 
 def _simulate_record(snn, x, y, T_max: int, progress: bool) -> dict:
     res = simulate(snn, x, y, T_max, progress=progress)
-    return {"acc": res.accuracy.tolist(), "layers": res.layers.to_dict("records"),
+    return {"acc": res.accuracy.tolist(), "correct": res.correct, "layers": res.layers.to_dict("records"),
             "synops_per_image": res.synops_per_image, "ann_macs_per_image": res.ann_macs_per_image,
             "seconds": res.seconds}
 
@@ -54,9 +85,20 @@ def smallest_T(acc: list[float], target: float) -> int | None:
     return next((t + 1 for t, a in enumerate(acc) if a >= target), None)
 
 
-def _rows(prof: Profile, sim: dict, ann_acc: float, **labels) -> list[dict]:
+def _test_set(prof: Profile):
+    """The profile's simulated test images: those of every :func:`simulated` call."""
+    return load_split(prof.ann.dataset, "test", prof.evaluation.test_subset, prof.ann.seed)
+
+
+def ann_correct(prof: Profile, model: nn.Module) -> "torch.Tensor":
+    """Which of the profile's simulated test images ``model`` gets right: the ANN side of
+    every matched comparison (the SNNs of :func:`simulated` run on the same images)."""
+    return correct_per_image(model, *_test_set(prof))
+
+
+def _rows(prof: Profile, sim: dict, ann_right, ann_acc_all_test: float, **labels) -> list[dict]:
     base = {"dataset": prof.ann.dataset, "model": prof.ann.model, "seed": prof.ann.seed, "profile": prof.name}
-    return [{**base, **labels, "T": t + 1, "ann_acc": ann_acc, "snn_acc": a} for t, a in enumerate(sim["acc"])]
+    return curve_rows(sim, ann_right, **base, **labels, ann_acc_all_test=ann_acc_all_test)
 
 
 def conversion_baselines(prof: Profile, neurons=("signed", "ibt"), T_max: int | None = None, progress: bool = True,
@@ -65,18 +107,19 @@ def conversion_baselines(prof: Profile, neurons=("signed", "ibt"), T_max: int | 
 
     ``v_init`` starts every membrane at ``v_init * P_th`` (0 by default, as the classic
     conversions do); the accuracy rows record it in a ``v_init`` column.
-    Returns ``(accuracy table, firing-rate table, ANN test accuracy)``.
+    Returns ``(accuracy table, firing-rate table, ANN accuracy on the whole test set)``; the
+    table's ``ann_acc`` is the ANN on the simulated images (``ann_acc_all_test``: whole set).
     """
     ann, info = trained_ann(prof.ann, progress=progress)
+    right = ann_correct(prof, ann)
     x_train = load_split(prof.ann.dataset, "train", prof.ann.train_subset, prof.ann.seed)[0]
     th = activation_thresholds(ann, x_train, "max")
     acc, rates = [], []
     for neuron in neurons:
-        label = {"ann": "trained", "thresholds": "max", "neuron": neuron}
-        if v_init:  # the label of the zero start stays as it was, so its cached simulations stay valid
-            label["v_init"] = v_init
-        sim = simulated(prof, label, lambda: convert(ann, th, neuron, v_init=v_init), T_max, progress)
-        acc += _rows(prof, sim, info["test_acc"], neuron=neuron, thresholds="max", calibration="none", v_init=v_init)
+        sim = simulated(prof, max_threshold_label(neuron, v_init), lambda: convert(ann, th, neuron, v_init=v_init),
+                        T_max, progress)
+        acc += _rows(prof, sim, right, info["test_acc"], neuron=neuron, thresholds="max", calibration="none",
+                     v_init=v_init)
         rates += [{**r, "neuron": neuron} for r in sim["layers"]]
     return pd.DataFrame(acc), pd.DataFrame(rates), info["test_acc"]
 
@@ -103,19 +146,20 @@ def threshold_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFr
     eta = [{"epoch": h["epoch"], "layer": k[4:], "eta": v} for h in vp_info["history"] for k, v in h.items()
            if k.startswith("eta_")]
 
-    ann_acc = pd.DataFrame([{"step": "trained", "ann_acc": ann_info["test_acc"]},
-                            {"step": "variance penalty", "ann_acc": vp_info["test_acc"]},
-                            {"step": "clipping", "ann_acc": clip_info["test_acc"]}])
+    n_sim = len(_test_set(prof)[1])
+    ann_acc = pd.DataFrame([{"step": step, "ann_acc_all_test": info["test_acc"],
+                             "ann_acc": ann_correct(prof, net).double().mean().item(), "test_images": n_sim}
+                            for step, net, info in (("trained", ann, ann_info), ("variance penalty", vp, vp_info),
+                                                    ("clipping", clip, clip_info))])
     th_max = activation_thresholds(ann, x_train, "max")
     acc, rates = [], []
-    for label, ref_acc, key, make in (
-        ("without", ann_info["test_acc"], {"ann": "trained", "thresholds": "max", "neuron": "signed"},
-         lambda: convert(ann, th_max, "signed")),
-        ("with", clip_info["test_acc"], {"ann": "clipped", "threshold": asdict(th_cfg), "neuron": "signed"},
-         lambda: convert(clip, neuron="signed")),
+    for label, ref, ref_info, snn_label, make in (
+        ("without", ann, ann_info, max_threshold_label("signed"), lambda: convert(ann, th_max, "signed")),
+        ("with", clip, clip_info, clipped_label(th_cfg, "signed"), lambda: convert(clip, neuron="signed")),
     ):
-        sim = simulated(prof, key, make, progress=progress)
-        acc += _rows(prof, sim, ref_acc, threshold_optimisation=label, neuron="signed", calibration="none")
+        sim = simulated(prof, snn_label, make, progress=progress)
+        acc += _rows(prof, sim, ann_correct(prof, ref), ref_info["test_acc"], threshold_optimisation=label,
+                     neuron="signed", calibration="none")
         rates += [{**r, "threshold_optimisation": label} for r in sim["layers"]]
     return {"layers": pd.DataFrame(layers), "eta": pd.DataFrame(eta), "ann_acc": ann_acc,
             "snn_acc": pd.DataFrame(acc), "firing_rates": pd.DataFrame(rates)}
@@ -124,28 +168,43 @@ def threshold_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFr
 def calibration_study(prof: Profile, methods=("none", "layerwise", "average", "cosine", "sigmoid"),
                       progress: bool = True) -> dict[str, pd.DataFrame]:
     """SNN accuracy against T without calibration, with layer-wise calibration, and with
-    joint calibration under each weighting; loss histories; smallest T within 0.1 points."""
+    joint calibration under each weighting; loss histories; smallest T within 0.1 points.
+
+    Every comparison is on the simulated test images: ``ann_acc`` is the clipped ANN on
+    them (``ann_acc_all_test``: on the whole test set), the ``summary``'s smallest T comes
+    with the range the noise allows, and ``pairs`` has paired differences between methods
+    (each joint weighting against layer-wise and against none; cosine against the other
+    weightings) at the profile's ``report_T``.
+    """
     cfg, th_cfg, cal = prof.ann, prof.threshold, prof.calibration
-    _, clip_info = clipped_ann(cfg, th_cfg, progress=progress)
-    ann_acc = clip_info["test_acc"]
-    acc, losses, summary = [], [], []
+    clip, clip_info = clipped_ann(cfg, th_cfg, progress=progress)
+    right = ann_correct(prof, clip)
+    acc, losses, summary, sims = [], [], [], {}
     for method in methods:
         if method == "none":
-            key = {"ann": "clipped", "threshold": asdict(th_cfg), "neuron": cal.neuron, "v_init": cal.v_init}
+            snn_label = clipped_label(th_cfg, cal.neuron, cal.v_init)
             make = lambda: converted_snn(cfg, th_cfg, cal.neuron, progress, cal.v_init)[1]  # noqa: E731
         else:
             c = replace(cal, method="layerwise") if method == "layerwise" else replace(cal, method="joint", weighting=method)
-            key = {"calibrated": asdict(c), "threshold": asdict(th_cfg)}
+            snn_label = calibrated_label(th_cfg, c)
             snn, hist = calibrated_snn(cfg, th_cfg, c, progress=progress)
             losses.append(hist.assign(calibration=method))
             make = lambda snn=snn: snn  # noqa: E731
-        sim = simulated(prof, key, make, progress=progress)
-        acc += _rows(prof, sim, ann_acc, calibration=method, neuron=cal.neuron)
-        summary.append({"calibration": method, "ann_acc": ann_acc,
-                        **{f"snn_acc_T{t}": sim["acc"][t - 1] for t in prof.evaluation.report_T},
-                        "T_within_0.1": smallest_T(sim["acc"], ann_acc - 0.001)})
+        sims[method] = sim = simulated(prof, snn_label, make, progress=progress)
+        acc += _rows(prof, sim, right, clip_info["test_acc"], calibration=method, neuron=cal.neuron)
+        summary.append(summary_row(sim, right, prof.evaluation.report_T, 0.001, calibration=method,
+                                   ann_acc_all_test=clip_info["test_acc"]))
+    pairs = []
+    for a, b in _CALIBRATION_PAIRS:
+        if a in sims and b in sims:
+            pairs += pair_rows(a, sims[a], b, sims[b], prof.evaluation.report_T)
     return {"snn_acc": pd.DataFrame(acc), "loss": pd.concat(losses) if losses else pd.DataFrame(),
-            "summary": pd.DataFrame(summary)}
+            "summary": pd.DataFrame(summary), "pairs": pd.DataFrame(pairs)}
+
+
+# The paired comparisons of calibration_study: what each claim of the paper compares.
+_CALIBRATION_PAIRS = [(w, "layerwise") for w in ("average", "cosine", "sigmoid")] + \
+    [(w, "none") for w in ("layerwise", "average", "cosine", "sigmoid")] + [("cosine", "average"), ("cosine", "sigmoid")]
 
 
 # The rows of the paper's Tables 2 and 3, as this library names them.
@@ -156,14 +215,8 @@ CIFAR_METHODS = {"none": "converted, no calibration (signed neuron)",
                  "two_stage": "two-stage (IBT neuron, layer-wise calibration)",
                  "joint": "proposed (signed neuron, joint calibration)"}
 
-#: The paper's Tables 2 and 3 (full-width models on CIFAR-10), typed from the paper; the
-#: two-stage rows are the results reported for that method, from its own ANN.
-PAPER_CIFAR = pd.DataFrame([
-    ("vgg16", "two_stage", 4, 0.9562, 0.9176), ("vgg16", "joint", 4, 0.9626, 0.9369),
-    ("vgg16", "two_stage", 8, 0.9562, 0.9338), ("vgg16", "joint", 8, 0.9626, 0.9517),
-    ("resnet18", "two_stage", 4, 0.9681, 0.9123), ("resnet18", "joint", 4, 0.9712, 0.9417),
-    ("resnet18", "two_stage", 8, 0.9681, 0.9393), ("resnet18", "joint", 8, 0.9712, 0.9509),
-], columns=["model", "calibration", "T", "paper ANN", "paper SNN"])
+#: The paper's Tables 2 and 3 (:data:`negspike.paper.TABLE2_3`), under the name chapters use.
+PAPER_CIFAR = TABLE2_3
 
 
 def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]:
@@ -176,8 +229,10 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
     the cosine weighting; ``"layerwise"``: the signed conversion calibrated layer by layer),
     separately at each ``T`` of ``calibration_T``; simulate every SNN up to
     ``T_max`` on the test set. Returns the tables ``summary`` (model, method, T, ANN, SNN,
-    delta: the paper's format; ANN and SNN on the same test images), ``snn_acc`` (accuracy
-    against T), ``ann_acc`` (after each training step), ``settings`` (the profile's), ``layers`` (tail and learned
+    delta: the paper's format; ANN and SNN on the same test images, with standard errors and
+    the gap's paired 95% interval), ``snn_acc`` (accuracy against T), ``pairs`` (proposed
+    against two-stage and layer-wise at each T, and proposed at the first T against
+    two-stage at the last, on the same images), ``ann_acc`` (after each training step), ``settings`` (the profile's), ``layers`` (tail and learned
     thresholds per layer), ``bn_eta`` (the batch-norm form of eta per BN layer before and
     after the variance penalty) and ``seconds`` (wall time of each step in this call: long
     where it computed, short where it read the cache).
@@ -189,7 +244,7 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
         raise ValueError(f"profile {prof.name!r} has no 'cifar' section")
     th_cfg = c.threshold_config()
     x_test, y_test = load_split(c.dataset, "test", c.test_subset, c.seed)
-    summary, curves, ann_rows, layer_rows, eta_rows, times = [], [], [], [], [], []
+    summary, curves, pairs, ann_rows, layer_rows, eta_rows, times = [], [], [], [], [], [], []
     for model in c.models:
         cfg = c.ann_config(model)
         start = time.perf_counter()
@@ -200,8 +255,9 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
         # Δacc in the tables compares the ANN and the SNN on the same test images (x_test).
         for step, net, info in (("trained", ann, ann_info), ("variance penalty", vp, vp_info),
                                 ("clipping", clip, clip_info)):
+            right = correct_per_image(net, x_test, y_test)  # the last one, the clipped ANN, is converted
             ann_rows.append({"model": model, "step": step, "epochs": len(info["history"]),
-                             "ann_acc_all_test": info["test_acc"], "ann_acc": evaluate_ann(net, x_test, y_test),
+                             "ann_acc_all_test": info["test_acc"], "ann_acc": right.double().mean().item(),
                              "test_images": len(y_test)})
         x_stats = load_split(c.dataset, "train", min(2000, c.train_subset or 2000), c.seed)[0]
         learned = learned_thresholds(clip)
@@ -213,40 +269,60 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
         for (n, bn_a), (_, bn_v) in zip(_batch_norms(ann), _batch_norms(vp)):
             eta_rows.append({"model": model, "bn": n, "eta_trained": bn_variance_penalty(bn_a, th_cfg.vp_eps).item(),
                              "eta_variance_penalty": bn_variance_penalty(bn_v, th_cfg.vp_eps).item()})
-        ann_acc = ann_rows[-1]["ann_acc"]  # the clipped ANN, which is converted
+        sims = {}
         runs = [("none", None)] + [(m, T) for T in c.calibration_T for m in CIFAR_METHODS if m in c.methods]
         for method, T in runs:
             start = time.perf_counter()
             if method == "none":
                 v_init = c.calibration_config("joint", c.calibration_T[0]).v_init
-                key = {"cifar": asdict(cfg), "threshold": asdict(th_cfg), "calibration": "none", "v_init": v_init}
+                snn_label = clipped_label(th_cfg, "signed", v_init)
                 make = lambda cfg=cfg, v_init=v_init: (  # noqa: E731
                     converted_snn(cfg, th_cfg, "signed", progress, v_init)[1])
             else:
                 cal = c.calibration_config(method, T)
-                key = {"cifar": asdict(cfg), "threshold": asdict(th_cfg), "calibrated": asdict(cal)}
+                snn_label = calibrated_label(th_cfg, cal)
                 snn, _ = calibrated_snn(cfg, th_cfg, cal, progress=progress)
                 make = lambda snn=snn: snn  # noqa: E731
-            sim = cached("sim", {**key, "test_subset": c.test_subset, "T_max": c.T_max},
-                         lambda make=make: _simulate_record(make(), x_test, y_test, c.T_max, progress))
+            # the images of x_test: cfg has the dataset and seed of c
+            sim = simulation(cfg, snn_label, make, c.test_subset, c.T_max, progress)
             times.append({"model": model, "step": f"{method} T={T}" if T else "conversion",
                           "seconds": time.perf_counter() - start})
+            sims[method, T] = sim
             label = {"model": model, "dataset": c.dataset, "width": c.width, "calibration": method,
-                     "calibrated_T": T, "test_images": len(y_test), "profile": prof.name}
-            curves += [{**label, "T": t + 1, "ann_acc": ann_acc, "snn_acc": a} for t, a in enumerate(sim["acc"])]
+                     "calibrated_T": T, "profile": prof.name}
+            rows = curve_rows(sim, right, **label)
+            curves += rows
             for t in c.calibration_T if T is None else (T,):
+                r = rows[t - 1]
                 summary.append({"model": model, "dataset": c.dataset, "width": c.width,
-                                "method": CIFAR_METHODS[method], "calibration": method, "T": t, "ann_acc": ann_acc,
-                                "snn_acc": sim["acc"][t - 1], "delta_acc": ann_acc - sim["acc"][t - 1],
-                                "test_images": len(y_test), "profile": prof.name})
+                                "method": CIFAR_METHODS[method], "calibration": method, "T": t,
+                                **{k: r[k] for k in ("ann_acc", "ann_se", "snn_acc", "snn_se")},
+                                "delta_acc": r["gap"], "delta_low": r["gap_low"], "delta_high": r["gap_high"],
+                                "test_images": r["test_images"], "profile": prof.name})
+        pairs += _cifar_pairs(sims, c.calibration_T, model=model, dataset=c.dataset, width=c.width)
     settings = pd.DataFrame([{"profile": prof.name, **{k: (list(v) if isinstance(v, tuple) else v)
                                                         for k, v in asdict(c).items()}}])
     rank = {**{m: i for i, m in enumerate(c.models)}, **{m: i for i, m in enumerate(CIFAR_METHODS)}}
     summary = pd.DataFrame(summary).sort_values(["model", "T", "calibration"], key=lambda col: col.map(rank)
                                                 if col.name != "T" else col, kind="stable")
-    return {"summary": summary.reset_index(drop=True), "snn_acc": pd.DataFrame(curves),
+    return {"summary": summary.reset_index(drop=True), "snn_acc": pd.DataFrame(curves), "pairs": pd.DataFrame(pairs),
             "ann_acc": pd.DataFrame(ann_rows), "layers": pd.DataFrame(layer_rows), "bn_eta": pd.DataFrame(eta_rows),
             "seconds": pd.DataFrame(times), "settings": settings}
+
+
+def _cifar_pairs(sims: dict, Ts, **labels) -> list[dict]:
+    """Proposed against two-stage and layer-wise at each T, and proposed at the first T against
+    two-stage at the last (the paper: "the proposed algorithm at T = 4 is better than the
+    two-stage algorithm at T = 8"), each from the SNN calibrated at that T."""
+    rows = []
+    for other in ("two_stage", "layerwise"):
+        for T in Ts:
+            if ("joint", T) in sims and (other, T) in sims:
+                rows += pair_rows("joint", sims["joint", T], other, sims[other, T], [T], **labels)
+    lo, hi = min(Ts), max(Ts)
+    if lo != hi and ("joint", lo) in sims and ("two_stage", hi) in sims:
+        rows += pair_rows("joint", sims["joint", lo], "two_stage", sims["two_stage", hi], [(lo, hi)], **labels)
+    return rows
 
 
 def _batch_norms(model) -> list:

@@ -279,7 +279,10 @@ class SpikingNeuron(nn.Module):
         return out.reshape(steps * cur.shape[1], *cur.shape[2:])
 
     def _run_differentiable(self, cur: torch.Tensor) -> torch.Tensor:
-        fixed = not any(p.requires_grad for p in (self.p_th, self.pos_value))
+        # The written-out BPTT treats the thresholds as constants: any threshold that needs a
+        # gradient (theta_n reaches only n_th and neg_value) takes the autograd path.
+        thresholds = (self.p_th, self.n_th, self.pos_value, self.neg_value)
+        fixed = not any(t is not None and t.requires_grad for t in thresholds)
         if fixed and self.p_th.dim() == 0 and (self.n_th is None or self.n_th.dim() == 0):
             out, self.v = _SignedBPTT.apply(cur, self.v, *self._scalar_thresholds(), self.kappa)
             return out

@@ -28,7 +28,8 @@ from .simulate import check_inputs, simulate
 from .threshold import activation_thresholds
 from .train import evaluate_ann, seed_everything, train_ann
 
-__all__ = ["OwnNetworkConfig", "FunctionalNet", "torchvision_resnet18", "output_convergence", "own_network_study"]
+__all__ = ["OwnNetworkConfig", "FunctionalNet", "torchvision_resnet18", "output_convergence", "own_network_key",
+           "train_functional_net", "own_network_study"]
 
 
 @dataclass(frozen=True)
@@ -143,13 +144,15 @@ def _warm_batch_norm(model: nn.Module, x: torch.Tensor, batch_size: int = 64) ->
     return model.eval()
 
 
-def own_network_study(cfg: OwnNetworkConfig, dataset: str = "fashion_mnist", progress: bool = True) -> dict:
-    """Convert :class:`FunctionalNet` (trained, cached) and the adapted torchvision ResNet-18.
+def own_network_key(cfg: OwnNetworkConfig, dataset: str) -> dict:
+    """The cache key of :func:`train_functional_net` (step ``"own_network"``)."""
+    return {"model": "FunctionalNet", "dataset": dataset, "train_subset": cfg.train_subset, "epochs": cfg.epochs,
+            "seed": cfg.seed}
 
-    Returns ``{"accuracy": one row per network, neuron and T with snn_acc and ann_acc on the same
-    images, "convergence": one row per network, neuron and T with rel_error and agreement,
-    "ann": the networks' ANN accuracies, "models": {name: (ann, thresholds)}}``.
-    """
+
+def train_functional_net(cfg: OwnNetworkConfig, dataset: str = "fashion_mnist",
+                         progress: bool = True) -> tuple[FunctionalNet, pd.DataFrame]:
+    """:class:`FunctionalNet` trained on ``dataset`` (cached): the model in eval mode and its training history."""
 
     def build():
         seed_everything(cfg.seed)
@@ -158,13 +161,20 @@ def own_network_study(cfg: OwnNetworkConfig, dataset: str = "fashion_mnist", pro
         history = train_ann(model, train, cfg.epochs, seed=cfg.seed, step_name="train FunctionalNet", progress=progress)
         return {"state_dict": model.state_dict(), "history": history}
 
-    key = {"model": "FunctionalNet", "dataset": dataset, "train_subset": cfg.train_subset, "epochs": cfg.epochs,
-           "seed": cfg.seed}
-    blob = cached("own_network", key, build)
+    blob = cached("own_network", own_network_key(cfg, dataset), build)
     net = FunctionalNet()
     net.load_state_dict(blob["state_dict"])
-    net.eval()
+    return net.eval(), pd.DataFrame(blob["history"])
 
+
+def own_network_study(cfg: OwnNetworkConfig, dataset: str = "fashion_mnist", progress: bool = True) -> dict:
+    """Convert :class:`FunctionalNet` (trained, cached) and the adapted torchvision ResNet-18.
+
+    Returns ``{"accuracy": one row per network, neuron and T with snn_acc and ann_acc on the same
+    images, "convergence": one row per network, neuron and T with rel_error and agreement,
+    "ann": the networks' ANN accuracies, "models": {name: (ann, thresholds)}}``.
+    """
+    net, history = train_functional_net(cfg, dataset, progress)
     x_train = load_split(dataset, "train", min(cfg.train_subset, 5000), cfg.seed)[0]
     x_test, y_test = load_split(dataset, "test", cfg.test_subset, cfg.seed + 1)
     th = activation_thresholds(net, x_train, "percentile", 99.99)
@@ -192,5 +202,5 @@ def own_network_study(cfg: OwnNetworkConfig, dataset: str = "fashion_mnist", pro
     ann = pd.DataFrame([{"network": "FunctionalNet", "ann_acc": ann_acc, "images": len(y_test),
                          "train_images": cfg.train_subset, "epochs": cfg.epochs}])
     return {"accuracy": pd.DataFrame(acc_rows), "convergence": pd.DataFrame(conv_rows), "ann": ann,
-            "history": pd.DataFrame(blob["history"]), "config": asdict(cfg),
+            "history": history, "config": asdict(cfg),
             "models": {"FunctionalNet": (net, th), "ResNet-18": (resnet, th_res)}}

@@ -16,6 +16,10 @@ __all__ = [
     "ANNConfig",
     "ThresholdConfig",
     "CalibrationConfig",
+    "ann_key",
+    "vp_key",
+    "clip_key",
+    "calibration_key",
     "load_split",
     "trained_ann",
     "variance_finetuned_ann",
@@ -73,6 +77,11 @@ def load_split(dataset: str, split: str, subset: int | None = None, seed: int = 
     return x, y
 
 
+def ann_key(cfg: ANNConfig) -> dict:
+    """The cache key of :func:`trained_ann` (step ``"ann"``)."""
+    return asdict(cfg)
+
+
 def trained_ann(cfg: ANNConfig, device="auto", progress: bool = True) -> tuple[nn.Module, dict]:
     """Train (or load from the cache) the ANN described by ``cfg``.
 
@@ -102,7 +111,7 @@ def trained_ann(cfg: ANNConfig, device="auto", progress: bool = True) -> tuple[n
         test_acc = evaluate_ann(model, *load_split(cfg.dataset, "test"), device=device)
         return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history, "test_acc": test_acc}
 
-    blob = cached("ann", asdict(cfg), build)
+    blob = cached("ann", ann_key(cfg), build)
     model = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
     model.load_state_dict(blob["state_dict"])
     return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}
@@ -136,6 +145,11 @@ def _finetune_record(model, history, cfg: ANNConfig, device) -> dict:
     return {"state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "history": history, "test_acc": test_acc}
 
 
+def vp_key(cfg: ANNConfig, th: ThresholdConfig) -> dict:
+    """The cache key of :func:`variance_finetuned_ann` (step ``"vp"``): the ANN and the ``vp_`` settings."""
+    return {"ann": asdict(cfg), "vp": {k: v for k, v in asdict(th).items() if k.startswith("vp_")}}
+
+
 def variance_finetuned_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bool = True):
     """The trained ANN fine-tuned with the variance penalty (cached). Returns ``(model, record)``."""
     from .threshold import VariancePenalty
@@ -162,11 +176,15 @@ def variance_finetuned_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", p
             h.update({f"eta_{k}": sum(e[k] for e in chunk) / len(chunk) for k in chunk[0]})
         return _finetune_record(model, history, cfg, device)
 
-    key = {"ann": asdict(cfg), "vp": {k: v for k, v in asdict(th).items() if k.startswith("vp_")}}
-    blob = cached("vp", key, build)
+    blob = cached("vp", vp_key(cfg, th), build)
     model = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
     model.load_state_dict(blob["state_dict"])
     return model.eval(), {"history": blob["history"], "test_acc": blob["test_acc"]}
+
+
+def clip_key(cfg: ANNConfig, th: ThresholdConfig) -> dict:
+    """The cache key of :func:`clipped_ann` (step ``"clip"``)."""
+    return {"ann": asdict(cfg), "threshold": asdict(th)}
 
 
 def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bool = True):
@@ -197,8 +215,7 @@ def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bo
                             step_name="clipping", progress=progress, augment=cfg.augment, amp=cfg.amp)
         return _finetune_record(model, history, cfg, device)
 
-    key = {"ann": asdict(cfg), "threshold": asdict(th)}
-    blob = cached("clip", key, build)
+    blob = cached("clip", clip_key(cfg, th), build)
     plain = build_model(cfg.model, cfg.activation, cfg.alpha, cfg.width)
     placeholder = Thresholds(1.0, -1.0 if cfg.activation == "leaky" else None)
     model = add_clipping(plain, {n: placeholder for n in activation_sites(plain)[1]})  # shapes only
@@ -251,6 +268,11 @@ def converted_snn(cfg: ANNConfig, th: ThresholdConfig, neuron: str = "signed", p
     return ann, convert(ann, neuron=neuron, v_init=v_init)
 
 
+def calibration_key(cfg: ANNConfig, th: ThresholdConfig, cal: CalibrationConfig) -> dict:
+    """The cache key of :func:`calibrated_snn` (step ``"calibration"``)."""
+    return {"ann": asdict(cfg), "threshold": asdict(th), "calibration": asdict(cal)}
+
+
 def calibrated_snn(cfg: ANNConfig, th: ThresholdConfig, cal: CalibrationConfig, device="auto", progress: bool = True):
     """The converted SNN after temporal calibration (cached). Returns ``(snn, loss_history)``."""
     from .calibrate import calibrate_joint, calibrate_layerwise
@@ -270,8 +292,7 @@ def calibrated_snn(cfg: ANNConfig, th: ThresholdConfig, cal: CalibrationConfig, 
             raise ValueError(f"unknown calibration method {cal.method!r}; choose 'joint' or 'layerwise'")
         return {"state_dict": {k: v.cpu() for k, v in snn.state_dict().items()}, "history": hist.to_dict("records")}
 
-    key = {"ann": asdict(cfg), "threshold": asdict(th), "calibration": asdict(cal)}
-    blob = cached("calibration", key, build)
+    blob = cached("calibration", calibration_key(cfg, th, cal), build)
     _, snn = converted_snn(cfg, th, cal.neuron, progress, cal.v_init)
     for name, neuron in snn.neurons.items():  # learned initial membranes, if any
         v0 = blob["state_dict"].get(f"net.{name}.v0")

@@ -26,6 +26,9 @@ class SimulationResult:
     ``synops_per_image`` counts the synaptic additions the spikes trigger over ``T_max``
     steps, plus the first layer's MACs (its analog input is computed once);
     ``ann_macs_per_image`` is the ANN's multiply-accumulate count for one image.
+    ``correct[t-1, i]`` says whether image ``i`` is classified correctly with ``t`` steps:
+    what paired comparisons of two SNNs, or of an SNN and its ANN, on the same images need
+    (:mod:`negspike.stats`).
     """
 
     T_max: int
@@ -35,6 +38,7 @@ class SimulationResult:
     ann_macs_per_image: float
     images: int
     seconds: float
+    correct: torch.Tensor | None = None
     extra: dict = field(default_factory=dict)
 
     def at(self, T: int) -> float:
@@ -165,12 +169,13 @@ def simulate(
 def _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress) -> SimulationResult:
     neurons = snn.neurons
     fan, first_macs, ann_macs = fanouts(snn, x[:1].to(device, memory_format=fmt))
-    correct = torch.zeros(T_max, dtype=torch.long)
+    correct = torch.zeros(T_max, len(y), dtype=torch.bool)
     pos = {n: 0 for n in neurons}
     neg = {n: 0 for n in neurons}
     steps_seen = {n: 0 for n in neurons}
     start = time.perf_counter()
     loader = TensorLoader(x, y, batch_size)
+    first = 0  # index of the batch's first image (the loader keeps the order of x)
     for xb, yb in progress_bar(loader, f"simulate T<={T_max}", progress):
         xb, yb = xb.to(device, memory_format=fmt), yb.to(device)
         snn.reset()
@@ -183,8 +188,9 @@ def _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress) -> Sim
             if acc_out is not None:
                 run += acc_out
             acc_out = run[-1]
-            correct[t0 : t0 + steps] += (run.argmax(-1) == yb).sum(1).cpu()
+            correct[t0 : t0 + steps, first : first + len(yb)] = (run.argmax(-1) == yb).cpu()
             t0 += steps
+        first += len(yb)
         for n, m in neurons.items():
             pos[n] += m.pos_spikes
             neg[n] += m.neg_spikes
@@ -211,10 +217,11 @@ def _simulate(snn, x, y, T_max, batch_size, chunk, device, fmt, progress) -> Sim
         )
     return SimulationResult(
         T_max=T_max,
-        accuracy=(correct.double() / images).numpy(),
+        accuracy=correct.double().mean(1).numpy(),
         layers=pd.DataFrame(rows),
         synops_per_image=synops,
         ann_macs_per_image=ann_macs,
         images=images,
         seconds=seconds,
+        correct=correct,
     )

@@ -1,6 +1,7 @@
 """Activation statistics and the per-layer thresholds the converter needs."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -235,13 +236,35 @@ def variance_penalty(a: torch.Tensor, eps: float = 1e-3, magnitude: bool = True)
     return channel_eta(a, eps, magnitude).mean()
 
 
-def bn_variance_penalty(bn: nn.modules.batchnorm._BatchNorm, eps: float = 1e-3) -> torch.Tensor:
-    """eta read from batch norm parameters: sigma = |gamma|, m = beta of each channel.
+def bn_variance_penalty(bn: nn.modules.batchnorm._BatchNorm, eps: float = 1e-3, magnitude: bool = True) -> torch.Tensor:
+    """eta read from batch norm parameters: each channel's output has mean ``beta`` and
+    standard deviation ``|gamma|`` (in training mode, exactly).
 
-    In training mode a BN layer's output has exactly these per-channel statistics, so this
-    agrees with ``variance_penalty(bn_output, eps, magnitude=False)``.
+    ``magnitude=False``: ``mean_c |gamma|^3 / (|beta| + eps)^3``, the paper's form; it
+    agrees with ``variance_penalty(bn_output, eps, magnitude=False)``. These are signed
+    pre-activations, so a channel with ``beta`` near 0 makes eta explode (a freshly
+    initialised BN, ``gamma = 1, beta = 0``, gives 1e9 with ``eps = 1e-3``) and the few such
+    channels dominate the mean and the gradient.
+
+    ``magnitude=True`` (the default) guards this the way :func:`variance_penalty` does for
+    activations: sigma and m are those of ``|y|`` rather than ``y``, computed in closed form
+    for a normal ``y ~ N(beta, gamma^2)`` (the folded normal). Then eta is at most
+    ``(pi/2 - 1)^(3/2) = 0.43`` (at ``beta = 0``), has no gradient pushing ``beta`` away from 0
+    there, and tends to the paper's ``(|gamma|/|beta|)^3`` once ``|beta| >> |gamma|``. It
+    agrees with ``variance_penalty(bn_output, eps)`` as far as the output is normal.
     """
-    return (bn.weight.abs() / (bn.bias.abs() + eps)).pow(3).mean()
+    g, b = bn.weight.abs(), bn.bias
+    if not magnitude:
+        return (g / (b.abs() + eps)).pow(3).mean()
+    bmag = b.abs()
+    z = bmag / (g.clamp_min(1e-12) * math.sqrt(2.0))
+    # E|y| = |beta| + d with d = |gamma| sqrt(2/pi) exp(-z^2) - |beta| erfc(z) >= 0; written
+    # this way Var|y| = gamma^2 - d (2|beta| + d) does not cancel when |beta| >> |gamma|.
+    d = g * math.sqrt(2.0 / math.pi) * torch.exp(-z * z) - bmag * torch.special.erfc(z)
+    d = d.clamp_min(0.0)
+    # (the floor keeps sqrt's gradient finite for a channel with gamma = 0, e.g. a zero-initialised BN)
+    var = (g * g - d * (2 * bmag + d)).clamp_min(1e-30)
+    return (var.sqrt() / (bmag + d + eps)).pow(3).mean()
 
 
 class VariancePenalty:

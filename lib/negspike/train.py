@@ -70,17 +70,26 @@ class DivergenceError(RuntimeError):
 
 
 @torch.no_grad()
-def evaluate_ann(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, device="auto") -> float:
-    """Top-1 accuracy (a fraction in [0, 1]) of ``model`` in eval mode."""
+def correct_per_image(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000,
+                      device="auto") -> torch.Tensor:
+    """Boolean tensor, one entry per image of ``x``: is ``model`` (in eval mode) right on it?
+
+    The ANN side of a matched comparison: an SNN simulated on the same ``x`` has a
+    ``correct`` tensor of the same images (:class:`~negspike.simulate.SimulationResult`).
+    """
     device = select_device(device)
     was_training = model.training
     fmt = memory_format_for(x)
     model.eval().to(device, memory_format=fmt)
-    correct = 0
-    for xb, yb in TensorLoader(x, y, batch_size):
-        correct += int((model(xb.to(device, memory_format=fmt)).argmax(1) == yb.to(device)).sum())
+    right = [(model(xb.to(device, memory_format=fmt)).argmax(1) == yb.to(device)).cpu()
+             for xb, yb in TensorLoader(x, y, batch_size)]
     model.train(was_training).to(memory_format=torch.contiguous_format)
-    return correct / len(y)
+    return torch.cat(right) if right else torch.zeros(0, dtype=torch.bool)
+
+
+def evaluate_ann(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, device="auto") -> float:
+    """Top-1 accuracy (a fraction in [0, 1]) of ``model`` in eval mode."""
+    return correct_per_image(model, x, y, batch_size, device).double().mean().item()
 
 
 def _amp_setup(amp: bool, device: torch.device):
