@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["show"]
+__all__ = ["show", "pct", "pm", "diff_text", "t_range", "at_T"]
 
 
 def show(df: pd.DataFrame, fmt=None, precision: int = 3) -> None:
@@ -18,3 +18,47 @@ def show(df: pd.DataFrame, fmt=None, precision: int = 3) -> None:
     if fmt is not None and not isinstance(fmt, dict):  # one format for the numbers, none for the label columns
         fmt = {c: fmt for c in df.columns if pd.api.types.is_numeric_dtype(df[c])}
     display(df.style.hide(axis="index").format(fmt, precision=precision, na_rep="–"))
+
+
+# Numbers in prose and tables: one format for the whole book.
+
+def pct(x) -> str:
+    """A fraction as a percentage, ``'92.45%'``, or a dash when missing."""
+    return "–" if x is None or pd.isna(x) else f"{100 * x:.2f}%"
+
+
+def pm(acc, se) -> str:
+    """An accuracy and its standard error in percent, ``'87.50 ± 0.74'``, or a dash when missing."""
+    return "–" if acc is None or pd.isna(acc) else f"{100 * acc:.2f} ± {100 * se:.2f}"
+
+
+def diff_text(r) -> str:
+    """A paired difference (a row of a ``pairs`` table, or a dict with diff, low, high) in points
+    with its 95% interval; says when the interval contains 0."""
+    if r is None:
+        return "not compared at this $T$"
+    noise = r["low"] <= 0 <= r["high"]
+    return (f"{100 * r['diff']:+.2f} points (95% interval {100 * r['low']:+.2f} to {100 * r['high']:+.2f}"
+            + (", within noise)" if noise else ")"))
+
+
+def _t(v, t_max: int) -> str:
+    return f">{t_max}" if v is None or pd.isna(v) else f"{int(v)}"
+
+
+def t_range(row, t_max: int, pts: str = "0.1") -> str:
+    """The smallest T within ``pts`` points of the ANN (same images) and, in brackets, the range
+    of T the noise allows (columns ``T_within_<pts>``, ``_earliest``, ``_latest`` of a summary
+    row, :func:`negspike.matched.summary_row`); ``'>t_max'``: beyond the simulated T."""
+    t, lo, hi = (row[f"T_within_{pts}{s}"] for s in ("", "_earliest", "_latest"))
+    return ("not reached" if t is None or pd.isna(t) else f"{int(t)}") + f" ({_t(lo, t_max)} to {_t(hi, t_max)})"
+
+
+def at_T(row, t_max: int, pts: str = "0.1") -> str:
+    """Prose for :func:`t_range`: ``'at $T = 10$ (8 to 14)'``, or that the curve never got there."""
+    t = row[f"T_within_{pts}"]
+    if t is None or pd.isna(t):
+        lo = row[f"T_within_{pts}_earliest"]
+        return f"not within $T \\le {t_max}$" + ("" if pd.isna(lo) else f" (the noise allows $T = {int(lo)}$)")
+    return (f"at $T = {int(t)}$ ({_t(row[f'T_within_{pts}_earliest'], t_max)} to "
+            f"{_t(row[f'T_within_{pts}_latest'], t_max)})")
