@@ -1,7 +1,11 @@
+from pathlib import Path
+
 import pytest
 
 from negspike import profiles
 from negspike.profiles import ProfileError, available_profiles, load_profile
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_profiles_are_valid():
@@ -101,3 +105,21 @@ def test_make_reproduce_runs_the_chapters_the_profile_lists():
     quick = planned("quick")
     assert quick[-1] == "book/report.ipynb" and "book/cifar10.ipynb" in quick and "book/if_neuron.ipynb" in quick
     assert len(quick) == len(profiles.book_chapters())
+
+
+def test_chapter_sizes_come_from_any_profile_file(tmp_path):
+    """Every chapter reads its sizes from the profile, so a profile file of one's own runs them all."""
+    import nbformat
+
+    custom = tmp_path / "mine.yaml"
+    custom.write_text("sizes: {neuron_T_values: [1, 4], neuron_inputs: 10, clipping_toy_steps: 5}\n")
+    sz = load_profile(custom).sizes
+    assert sz.neuron_T_values == (1, 4) and sz.neuron_inputs == 10 and sz.clipping_toy_steps == 5
+    assert sz.per_channel == load_profile("quick").sizes.per_channel  # left out: the quick default
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sizes: {neuron_inputs: 0}\n")
+    with pytest.raises(ProfileError, match="neuron_inputs"):
+        load_profile(bad)
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        code = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+        assert "unknown profile" not in code and "SIZES = {" not in code, f"{path.name} hard-codes per-profile sizes"

@@ -8,7 +8,9 @@ Keys left out take the dataclass defaults; unknown keys and wrongly typed values
 errors that name the key and the valid choices.
 
 The section ``own`` (:class:`~negspike.own_network.OwnNetworkConfig`) sizes the chapter
-"Convert your own network". Two optional top-level entries: ``cifar`` (:class:`CifarConfig`), the settings of the
+"Convert your own network", and ``sizes`` (:class:`ChapterSizes`) the demonstrations of the
+neuron, long-tail, variance-penalty and clipping chapters, so that any profile file runs
+every chapter. Two optional top-level entries: ``cifar`` (:class:`CifarConfig`), the settings of the
 CIFAR-10 chapter, which has nothing to run without it; and ``chapters``, the chapters
 ``make reproduce`` runs under the profile (default: all of ``_toc.yml``).
 """
@@ -26,7 +28,7 @@ import yaml
 from .own_network import OwnNetworkConfig
 from .pipeline import ANNConfig, CalibrationConfig, ThresholdConfig
 
-__all__ = ["PROFILE_DIR", "ProfileError", "EvalConfig", "CifarConfig", "Profile", "available_profiles", "load_profile",
+__all__ = ["PROFILE_DIR", "ProfileError", "EvalConfig", "CifarConfig", "ChapterSizes", "Profile", "available_profiles", "load_profile",
            "current_profile", "book_chapters"]
 
 PROFILE_DIR = Path(__file__).resolve().parents[2] / "profiles"
@@ -123,6 +125,29 @@ class CifarConfig:
 
 
 @dataclass(frozen=True)
+class ChapterSizes:
+    """Sizes of the chapters' own demonstrations (the neuron, long-tail and clipping chapters),
+    which do not go through the cached pipeline; the defaults are the ``quick`` sizes."""
+
+    neuron_T_values: tuple[int, ...] = tuple(2**k for k in range(11))  # T tested on single neurons
+    neuron_inputs: int = 1_000  # random constant inputs per T
+    rate_curve_T: int = 64  # T of the IF neuron's rate-versus-input curve
+    staircase_grid: int = 1_201  # input grid of the signed neuron's staircase plot
+    stats_images: int = 10_000  # training images whose activations are measured
+    per_channel: int = 200_000  # activation values kept per channel for histograms
+    long_tail_toy: int = 50_000  # values of the long-tail chapter's toy layer
+    clipping_toy: int = 20_000  # values of the clipping chapter's toy layer
+    clipping_toy_steps: int = 1_500  # gradient steps on that toy layer
+
+    def __post_init__(self) -> None:
+        if not self.neuron_T_values or any(t < 1 for t in self.neuron_T_values):
+            raise ValueError(f"neuron_T_values={self.neuron_T_values} must be positive step counts")
+        small = [f.name for f in dataclasses.fields(self) if f.name != "neuron_T_values" and getattr(self, f.name) < 1]
+        if small:
+            raise ValueError(f"{small} must be >= 1")
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     ann: ANNConfig = field(default_factory=ANNConfig)
@@ -131,11 +156,12 @@ class Profile:
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     cifar: CifarConfig | None = None
     own: OwnNetworkConfig = field(default_factory=OwnNetworkConfig)
+    sizes: ChapterSizes = field(default_factory=ChapterSizes)
     chapters: tuple[str, ...] | None = None  # None: every chapter
 
 
 SECTIONS = {"ann": ANNConfig, "threshold": ThresholdConfig, "calibration": CalibrationConfig, "evaluation": EvalConfig,
-            "cifar": CifarConfig, "own": OwnNetworkConfig}
+            "cifar": CifarConfig, "own": OwnNetworkConfig, "sizes": ChapterSizes}
 
 
 def available_profiles() -> list[str]:
