@@ -75,3 +75,13 @@ def test_cifar_rows_use_the_paired_differences(tmp_path):
     assert t["CIFAR-10 VGG-16: proposed ahead of two-stage at T = 4 and 8"] == "reproduced"
     assert t["CIFAR-10 ResNet-18: proposed ahead of two-stage at T = 4 and 8"] == "not reproduced"
     assert t.filter(like="VGG-16: proposed within").item() == "not reproduced"  # 3 points against 1.09
+
+
+def test_neither_reaching_the_ann_is_not_read_as_a_failure(tmp_path):
+    rows = []
+    for neuron, gaps in (("signed", [0.05] * 6 + [0.0015] * 2), ("ibt", [0.2] * 8)):
+        rows.append(curve(gaps, half=0.001, neuron=neuron, thresholds="max", calibration="none", v_init=0.5))
+    write(tmp_path, "accuracy_vs_T", pd.concat(rows).assign(method="m"))
+    v = ledger(tmp_path, "x").set_index("claim")
+    row = v[v.index.str.contains("IBT")].iloc[0]
+    assert row["verdict"] == "partly" and "from T = 7" in row["why"]

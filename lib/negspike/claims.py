@@ -71,7 +71,7 @@ def t_range(curve: pd.DataFrame, margin: float = 0.001) -> tuple[float, float, f
 
 def _t_text(t: tuple[float, float, float], T_max: int) -> str:
     f = lambda v: f">{T_max}" if math.isinf(v) else f"{int(v)}"  # noqa: E731
-    return f"T = {f(t[0])} (noise allows {f(t[1])}-{f(t[2])})"
+    return f"T = {f(t[0])} (noise allows {f(t[1])} to {f(t[2])})"
 
 
 def _row(claim, source, paper_text, ours="-", unc="-", verdict="not run", why="", run="") -> dict:
@@ -156,15 +156,23 @@ def _t_claim(read, profile, claim, src, paper_text, fast_key, slow_keys, table, 
     T_max = int(acc[T_max_col].max())
     ts = {k: t_range(acc[acc[key_col] == k]) for k in keys}
     fast = ts[fast_key]
-    point_ok = [fast[0] < ts[k][0] for k in slow_keys]
+    # Where neither reaches the ANN within the simulated T, the measured T cannot order them; the
+    # earliest T the noise allows can still lean one way.
+    point_ok = [fast[0] < ts[k][0] or (math.isinf(fast[0]) and math.isinf(ts[k][0]) and fast[1] < ts[k][1])
+                for k in slow_keys]
     robust = [fast[2] < ts[k][1] for k in slow_keys]
     verdict = "reproduced" if all(robust) else ("partly" if any(point_ok) else "not reproduced")
-    if all(point_ok) and not all(robust):
+    if math.isinf(fast[0]) and all(point_ok):
+        why = (f"none comes within 0.1 points by T = {T_max}, so the measured T cannot order them; {fast_key} "
+               f"plausibly does from T = {int(fast[1])}, the others not as early")
+    elif all(point_ok) and not all(robust):
         why = "the ordering holds for the measured T, but the ranges the noise allows overlap"
     elif verdict == "reproduced":
         why = "the ordering holds and the ranges the noise allows do not overlap"
     elif any(point_ok):
-        why = "the ordering holds against some of the others only"
+        fails = [k for k, ok in zip(slow_keys, point_ok) if not ok]
+        why = (f"{', '.join(fails)} needs as few or fewer steps for the measured T; "
+               "the ranges the noise allows overlap")
     else:
         why = "the ordering does not hold for the measured T"
     ours = "; ".join(f"{k}: {_t_text(ts[k], T_max)}" for k in keys)
@@ -187,14 +195,16 @@ def _calibration_speeds_up(read, profile) -> dict:
 
 def _signed_vs_ibt(read, profile) -> dict:
     t1 = paper.TABLE1.set_index("method")["T"]
-    claim = "The signed neuron reaches its ANN in far fewer steps than an IBT neuron"
+    claim = "The signed neuron reaches its ANN in far fewer steps than an IBT neuron (same ANN and thresholds)"
     paper_text = f"proposed T = {t1['proposed']} vs AugMapping (IBT-style) T = {t1['AugMapping [Yu 2022]']}"
     acc = read("accuracy_vs_T")
-    if acc is None or "gap" not in acc or "key" not in acc:
+    if acc is None or "gap" not in acc or "method" not in acc:
         return _missing(claim, "Table 1", paper_text, "make reproduce")
-    if "v_init" in acc:
-        acc = acc[acc["v_init"] == acc["v_init"].max()]
-    return _t_claim(_Frame(acc), profile, claim, "Table 1", paper_text, "signed", ["ibt"], "accuracy_vs_T", "key")
+    # the neuron alone: both converted from the trained ANN with max thresholds, same initial membrane
+    acc = acc[(acc["thresholds"] == "max") & (acc["calibration"] == "none") & (acc["v_init"] == acc["v_init"].max())]
+    acc = acc.assign(neuron_key=acc["neuron"].map({"signed": "signed", "ibt": "IBT"}))
+    return _t_claim(_Frame(acc), profile, claim, "Table 1", paper_text, "signed", ["IBT"], "accuracy_vs_T",
+                    "neuron_key")
 
 
 class _Frame:
