@@ -42,23 +42,25 @@ def diff_text(r) -> str:
             + (", within noise)" if noise else ")"))
 
 
-def _t(v, t_max: int) -> str:
-    return f">{t_max}" if v is None or pd.isna(v) else f"{int(v)}"
+def _within(row, pts: str):
+    """The :class:`~negspike.stats.TWithin` stored in a summary row's ``T_within_<pts>`` columns."""
+    from .stats import TWithin
+
+    t, lo, hi = (row[f"T_within_{pts}{s}"] for s in ("", "_earliest", "_latest"))
+    as_int = lambda v: None if v is None or pd.isna(v) else int(v)  # noqa: E731
+    return TWithin(as_int(t), as_int(lo), as_int(hi), float(pts) / 100)
 
 
 def t_range(row, t_max: int, pts: str = "0.1") -> str:
     """The smallest T within ``pts`` points of the ANN (same images) and, in brackets, the range
     of T the noise allows (columns ``T_within_<pts>``, ``_earliest``, ``_latest`` of a summary
     row, :func:`negspike.matched.summary_row`); ``'>t_max'``: beyond the simulated T."""
-    t, lo, hi = (row[f"T_within_{pts}{s}"] for s in ("", "_earliest", "_latest"))
-    return ("not reached" if t is None or pd.isna(t) else f"{int(t)}") + f" ({_t(lo, t_max)} to {_t(hi, t_max)})"
+    return _within(row, pts).text(t_max)
 
 
 def at_T(row, t_max: int, pts: str = "0.1") -> str:
     """Prose for :func:`t_range`: ``'at $T = 10$ (8 to 14)'``, or that the curve never got there."""
-    t = row[f"T_within_{pts}"]
-    if t is None or pd.isna(t):
-        lo = row[f"T_within_{pts}_earliest"]
-        return f"not within $T \\le {t_max}$" + ("" if pd.isna(lo) else f" (the noise allows $T = {int(lo)}$)")
-    return (f"at $T = {int(t)}$ ({_t(row[f'T_within_{pts}_earliest'], t_max)} to "
-            f"{_t(row[f'T_within_{pts}_latest'], t_max)})")
+    w = _within(row, pts)
+    if w.T is None:
+        return f"not within $T \\le {t_max}$" + ("" if w.earliest is None else f" (the noise allows $T = {w.earliest}$)")
+    return f"at $T = {w.T}$" + w.text(t_max)[len(str(w.T)):]  # the range in brackets after the point

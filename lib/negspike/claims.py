@@ -23,6 +23,7 @@ from typing import Callable
 import pandas as pd
 
 from . import paper
+from .stats import TWithin
 
 __all__ = ["VERDICTS", "ledger", "t_range", "verdict_at_most", "verdict_positive"]
 
@@ -54,24 +55,17 @@ def verdict_positive(diffs: list[float], lows: list[float]) -> str:
     return "partly"
 
 
-def t_range(curve: pd.DataFrame, margin: float = 0.001) -> tuple[float, float, float]:
-    """``(T, earliest, latest)`` within ``margin`` of the ANN from a matched accuracy curve
-    (columns T, gap, gap_low, gap_high); ``inf`` where the simulated T do not reach it."""
+def _within(curve: pd.DataFrame, margin: float = 0.001) -> TWithin:
+    """:class:`~negspike.stats.TWithin` of a matched accuracy curve (columns T, gap, gap_low, gap_high)."""
     c = curve.sort_values("T")
-    first = lambda mask: float(c.loc[mask, "T"].iloc[0]) if mask.any() else math.inf  # noqa: E731
-    point, earliest = first(c["gap"] <= margin), first(c["gap_low"] <= margin)
-    ok = (c["gap_high"] <= margin).to_numpy()
-    latest = math.inf
-    for i in range(len(ok) - 1, -1, -1):  # first T from which every later T is confidently within
-        if not ok[i]:
-            break
-        latest = float(c["T"].iloc[i])
-    return point, earliest, latest
+    return TWithin.from_gaps(list(c["gap"]), list(c["gap_low"]), list(c["gap_high"]), margin)
 
 
-def _t_text(t: tuple[float, float, float], T_max: int) -> str:
-    f = lambda v: f">{T_max}" if math.isinf(v) else f"{int(v)}"  # noqa: E731
-    return f"T = {f(t[0])} (noise allows {f(t[1])} to {f(t[2])})"
+def t_range(curve: pd.DataFrame, margin: float = 0.001) -> tuple[float, float, float]:
+    """``(T, earliest, latest)`` of :func:`_within` as numbers that order: ``inf`` where the
+    simulated T do not reach the ANN."""
+    w = _within(curve, margin)
+    return tuple(math.inf if t is None else float(t) for t in (w.T, w.earliest, w.latest))
 
 
 def _row(claim, source, paper_text, ours="-", unc="-", verdict="not run", why="", run="") -> dict:
@@ -79,22 +73,17 @@ def _row(claim, source, paper_text, ours="-", unc="-", verdict="not run", why=""
             "verdict": verdict, "why": why, "results": run}
 
 
-class _Results:
-    """Reads a profile's tables; ``None`` for a missing one."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def __call__(self, name: str) -> pd.DataFrame | None:
-        path = self.folder / f"{name}.csv"
-        return pd.read_csv(path) if path.exists() else None
+def _reader(folder: Path) -> Callable[[str], pd.DataFrame | None]:
+    """``read(name)``: ``folder/<name>.csv``, or ``None`` when it is missing."""
+    folder = Path(folder)
+    return lambda name: pd.read_csv(folder / f"{name}.csv") if (folder / f"{name}.csv").exists() else None
 
 
 def ledger(results: Path, profile: str, cifar_results: Path | None = None) -> pd.DataFrame:
     """The claims ledger of ``results`` (a ``results/<profile>`` folder); CIFAR-10 rows come
     from ``cifar_results`` (default: the same folder)."""
-    read = _Results(results)
-    cifar_read = _Results(cifar_results or results)
+    read = _reader(results)
+    cifar_read = _reader(cifar_results or results)
     rows = []
     for claim in _FMNIST_CLAIMS:
         rows.append(claim(read, profile))
@@ -146,14 +135,15 @@ def _calibrated_gap(read, profile) -> dict:
                 f"{int(r['test_images'])} images (paired)", verdict, why, profile)
 
 
-def _t_claim(read, profile, claim, src, paper_text, fast_key, slow_keys, table, key_col, T_max_col="T") -> dict:
-    acc = read(table)
+def _t_claim(acc: pd.DataFrame | None, profile, claim, src, paper_text, fast_key, slow_keys, key_col) -> dict:
+    """Claim "``fast_key`` reaches the ANN in fewer steps than each of ``slow_keys``" on the
+    curves of ``acc`` (one per value of ``key_col``)."""
     if acc is None or "gap" not in acc:
         return _missing(claim, src, paper_text, "make reproduce")
     keys = [fast_key, *slow_keys]
     if not set(keys) <= set(acc[key_col]):
         return _missing(claim, src, paper_text, "make reproduce")
-    T_max = int(acc[T_max_col].max())
+    T_max = int(acc["T"].max())
     ts = {k: t_range(acc[acc[key_col] == k]) for k in keys}
     fast = ts[fast_key]
     # Where neither reaches the ANN within the simulated T, the measured T cannot order them; the
@@ -175,22 +165,23 @@ def _t_claim(read, profile, claim, src, paper_text, fast_key, slow_keys, table, 
                "the ranges the noise allows overlap")
     else:
         why = "the ordering does not hold for the measured T"
-    ours = "; ".join(f"{k}: {_t_text(ts[k], T_max)}" for k in keys)
+    ours = "; ".join(f"{k}: T = {_within(acc[acc[key_col] == k]).text(T_max)}" for k in keys)
     return _row(claim, src, paper_text, ours, "T range from the paired 95% interval of the gap to the ANN",
                 verdict, why, profile)
 
 
 def _weightings(read, profile) -> dict:
     t5 = paper.TABLE5.set_index("weighting")["T"]
-    return _t_claim(read, profile, "Cosine weighting reaches the ANN (within 0.1 points) in the fewest steps", "Table 5",
+    return _t_claim(read("calibration_snn_acc"), profile,
+                    "Cosine weighting reaches the ANN (within 0.1 points) in the fewest steps", "Table 5",
                     ", ".join(f"{k}: T = {int(v)}" for k, v in t5.items()), "cosine", ["sigmoid", "average"],
-                    "calibration_snn_acc", "calibration")
+                    "calibration")
 
 
 def _calibration_speeds_up(read, profile) -> dict:
-    return _t_claim(read, profile, "Joint calibration reaches the ANN in fewer steps than no calibration", "Fig. 3",
-                    f"about {paper.FIG3_EXTRA_STEPS} steps fewer (92.6% at T = 10)", "cosine", ["none"],
-                    "calibration_snn_acc", "calibration")
+    return _t_claim(read("calibration_snn_acc"), profile,
+                    "Joint calibration reaches the ANN in fewer steps than no calibration", "Fig. 3",
+                    f"about {paper.FIG3_EXTRA_STEPS} steps fewer (92.6% at T = 10)", "cosine", ["none"], "calibration")
 
 
 def _signed_vs_ibt(read, profile) -> dict:
@@ -203,18 +194,7 @@ def _signed_vs_ibt(read, profile) -> dict:
     # the neuron alone: both converted from the trained ANN with max thresholds, same initial membrane
     acc = acc[(acc["thresholds"] == "max") & (acc["calibration"] == "none") & (acc["v_init"] == acc["v_init"].max())]
     acc = acc.assign(neuron_key=acc["neuron"].map({"signed": "signed", "ibt": "IBT"}))
-    return _t_claim(_Frame(acc), profile, claim, "Table 1", paper_text, "signed", ["IBT"], "accuracy_vs_T",
-                    "neuron_key")
-
-
-class _Frame:
-    """A reader that hands out one prepared table."""
-
-    def __init__(self, frame: pd.DataFrame):
-        self.frame = frame
-
-    def __call__(self, name: str) -> pd.DataFrame:
-        return self.frame
+    return _t_claim(acc, profile, claim, "Table 1", paper_text, "signed", ["IBT"], "neuron_key")
 
 
 def _joint_vs_layerwise(read, profile) -> dict:

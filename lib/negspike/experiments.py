@@ -14,7 +14,6 @@ from torch import nn
 from .cache import cached
 from .convert import convert
 from .matched import curve_rows, pair_rows, summary_row
-from .paper import TABLE2_3
 from .pipeline import (ANNConfig, CalibrationConfig, ThresholdConfig, calibrated_snn, clipped_ann, converted_snn,
                        load_split, trained_ann, variance_finetuned_ann)
 from .profiles import Profile
@@ -23,8 +22,8 @@ from .threshold import activation_thresholds, bn_variance_penalty, layer_statist
 from .train import correct_per_image
 
 __all__ = ["sim_key", "max_threshold_label", "clipped_label", "calibrated_label", "simulation", "simulated",
-           "smallest_T", "conversion_baselines", "threshold_study", "calibration_study", "cifar_study",
-           "CIFAR_METHODS", "PAPER_CIFAR", "ann_correct"]
+           "conversion_baselines", "threshold_study", "calibration_study", "cifar_study",
+           "CIFAR_METHODS", "ann_correct"]
 
 
 # Labels: how the simulated SNN was made from the ANN of the key. One function per kind of
@@ -78,11 +77,6 @@ def _simulate_record(snn, x, y, T_max: int, progress: bool) -> dict:
     return {"acc": res.accuracy.tolist(), "correct": res.correct, "layers": res.layers.to_dict("records"),
             "synops_per_image": res.synops_per_image, "ann_macs_per_image": res.ann_macs_per_image,
             "seconds": res.seconds}
-
-
-def smallest_T(acc: list[float], target: float) -> int | None:
-    """The smallest T whose accuracy reaches ``target`` (None if none does)."""
-    return next((t + 1 for t, a in enumerate(acc) if a >= target), None)
 
 
 def _test_set(prof: Profile):
@@ -146,19 +140,19 @@ def threshold_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFr
     eta = [{"epoch": h["epoch"], "layer": k[4:], "eta": v} for h in vp_info["history"] for k, v in h.items()
            if k.startswith("eta_")]
 
-    n_sim = len(_test_set(prof)[1])
+    steps = (("trained", ann, ann_info), ("variance penalty", vp, vp_info), ("clipping", clip, clip_info))
+    right = {step: ann_correct(prof, net) for step, net, _ in steps}  # each ANN on the simulated images
     ann_acc = pd.DataFrame([{"step": step, "ann_acc_all_test": info["test_acc"],
-                             "ann_acc": ann_correct(prof, net).double().mean().item(), "test_images": n_sim}
-                            for step, net, info in (("trained", ann, ann_info), ("variance penalty", vp, vp_info),
-                                                    ("clipping", clip, clip_info))])
+                             "ann_acc": right[step].double().mean().item(), "test_images": right[step].numel()}
+                            for step, _, info in steps])
     th_max = activation_thresholds(ann, x_train, "max")
     acc, rates = [], []
     for label, ref, ref_info, snn_label, make in (
-        ("without", ann, ann_info, max_threshold_label("signed"), lambda: convert(ann, th_max, "signed")),
-        ("with", clip, clip_info, clipped_label(th_cfg, "signed"), lambda: convert(clip, neuron="signed")),
+        ("without", "trained", ann_info, max_threshold_label("signed"), lambda: convert(ann, th_max, "signed")),
+        ("with", "clipping", clip_info, clipped_label(th_cfg, "signed"), lambda: convert(clip, neuron="signed")),
     ):
         sim = simulated(prof, snn_label, make, progress=progress)
-        acc += _rows(prof, sim, ann_correct(prof, ref), ref_info["test_acc"], threshold_optimisation=label,
+        acc += _rows(prof, sim, right[ref], ref_info["test_acc"], threshold_optimisation=label,
                      neuron="signed", calibration="none")
         rates += [{**r, "threshold_optimisation": label} for r in sim["layers"]]
     return {"layers": pd.DataFrame(layers), "eta": pd.DataFrame(eta), "ann_acc": ann_acc,
@@ -215,10 +209,6 @@ CIFAR_METHODS = {"none": "converted, no calibration (signed neuron)",
                  "two_stage": "two-stage (IBT neuron, layer-wise calibration)",
                  "joint": "proposed (signed neuron, joint calibration)"}
 
-#: The paper's Tables 2 and 3 (:data:`negspike.paper.TABLE2_3`), under the name chapters use.
-PAPER_CIFAR = TABLE2_3
-
-
 def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]:
     """The CIFAR-10 chapter (the paper's Tables 2 and 3) under ``prof.cifar``.
 
@@ -253,12 +243,12 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
         clip, clip_info = clipped_ann(cfg, th_cfg, progress=progress)
         times.append({"model": model, "step": "ANN and threshold optimisation", "seconds": time.perf_counter() - start})
         # Δacc in the tables compares the ANN and the SNN on the same test images (x_test).
-        for step, net, info in (("trained", ann, ann_info), ("variance penalty", vp, vp_info),
-                                ("clipping", clip, clip_info)):
-            right = correct_per_image(net, x_test, y_test)  # the last one, the clipped ANN, is converted
-            ann_rows.append({"model": model, "step": step, "epochs": len(info["history"]),
-                             "ann_acc_all_test": info["test_acc"], "ann_acc": right.double().mean().item(),
-                             "test_images": len(y_test)})
+        steps = (("trained", ann, ann_info), ("variance penalty", vp, vp_info), ("clipping", clip, clip_info))
+        step_right = {step: correct_per_image(net, x_test, y_test) for step, net, _ in steps}
+        ann_rows += [{"model": model, "step": step, "epochs": len(info["history"]), "ann_acc_all_test": info["test_acc"],
+                      "ann_acc": step_right[step].double().mean().item(), "test_images": len(y_test)}
+                     for step, _, info in steps]
+        right = step_right["clipping"]  # the clipped ANN is the one converted
         x_stats = load_split(c.dataset, "train", min(2000, c.train_subset or 2000), c.seed)[0]
         learned = learned_thresholds(clip)
         for stage, net in (("trained", ann), ("variance penalty", vp)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .stats import accuracy_se, paired_difference, t_within
+from .stats import TWithin, accuracy_se, paired_difference
 
 __all__ = ["MATCHED_COLUMNS", "curve_rows", "summary_row", "pair_rows"]
 
@@ -46,16 +46,12 @@ def curve_rows(sim: dict, ann_correct: torch.Tensor, **labels) -> list[dict]:
 
 def summary_row(sim: dict, ann_correct: torch.Tensor, report_T, margin: float = 0.001, **labels) -> dict:
     """Accuracy at each ``report_T`` and the smallest T within ``margin`` of the ANN (same
-    images), with the range of T the noise allows (:func:`negspike.stats.t_within`)."""
-    snn = _correct(sim)
-    n = snn.shape[1]
-    ann_acc = ann_correct.double().mean().item()
-    w = t_within(snn, ann_correct, margin)
+    images), with the range of T the noise allows (:class:`negspike.stats.TWithin`)."""
+    rows = curve_rows(sim, ann_correct)
+    w = TWithin.from_gaps([r["gap"] for r in rows], [r["gap_low"] for r in rows], [r["gap_high"] for r in rows], margin)
     pts = f"{100 * margin:g}"
-    row = {**labels, "test_images": n, "ann_acc": ann_acc, "ann_se": accuracy_se(ann_acc, n)}
-    for t in report_T:
-        if t <= snn.shape[0]:
-            row[f"snn_acc_T{t}"] = snn[t - 1].double().mean().item()
+    row = {**labels, **{k: rows[0][k] for k in ("test_images", "ann_acc", "ann_se")}}
+    row.update({f"snn_acc_T{t}": rows[t - 1]["snn_acc"] for t in report_T if t <= len(rows)})
     row.update({f"T_within_{pts}": w.T, f"T_within_{pts}_earliest": w.earliest, f"T_within_{pts}_latest": w.latest})
     return row
 

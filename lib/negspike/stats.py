@@ -147,10 +147,22 @@ class TWithin:
     latest: int | None
     margin: float
 
-    def text(self) -> str:
-        """``"10 (8-14)"``; ``"> T_max"`` parts print as ``"-"``."""
-        fmt = lambda t: "-" if t is None else str(t)  # noqa: E731
-        return f"{fmt(self.T)} ({fmt(self.earliest)}-{fmt(self.latest)})"
+    def text(self, t_max: int) -> str:
+        """``"10 (8 to 14)"``: the measured T and the range; ``">t_max"`` beyond the simulated T."""
+        f = lambda t: f">{t_max}" if t is None else str(t)  # noqa: E731
+        return ("not reached" if self.T is None else str(self.T)) + f" ({f(self.earliest)} to {f(self.latest)})"
+
+    @classmethod
+    def from_gaps(cls, gaps, lows, highs, margin: float = 0.001) -> "TWithin":
+        """The rule itself, from the gap ANN - SNN at T = 1, 2, ... and its 95% interval."""
+        first = lambda ok: next((t + 1 for t, o in enumerate(ok) if o), None)  # noqa: E731
+        point, earliest = first(g <= margin for g in gaps), first(lo <= margin for lo in lows)
+        latest = None
+        for t in range(len(highs) - 1, -1, -1):  # the first T from which every later T is confidently within
+            if not highs[t] <= margin:
+                break
+            latest = t + 1
+        return cls(point, earliest, latest, margin)
 
 
 def t_within(snn_correct, ann_correct, margin: float = 0.001) -> TWithin:
@@ -163,17 +175,5 @@ def t_within(snn_correct, ann_correct, margin: float = 0.001) -> TWithin:
     ann = _as_bool(ann_correct, "ann_correct")
     if snn.ndim != 2 or snn.shape[1] != ann.size:
         raise ValueError(f"snn_correct must be [T, {ann.size}] for {ann.size} images, got shape {snn.shape}")
-    point, earliest, upper = None, None, []
-    for t in range(snn.shape[0]):
-        p = paired_difference(ann, snn[t])
-        if point is None and p.diff <= margin:
-            point = t + 1
-        if earliest is None and p.low <= margin:
-            earliest = t + 1
-        upper.append(p.high <= margin)
-    latest = None
-    for t in range(len(upper) - 1, -1, -1):  # the first T from which every later T is confidently within
-        if not upper[t]:
-            break
-        latest = t + 1
-    return TWithin(point, earliest, latest, margin)
+    pairs = [paired_difference(ann, snn[t]) for t in range(snn.shape[0])]
+    return TWithin.from_gaps([p.diff for p in pairs], [p.low for p in pairs], [p.high for p in pairs], margin)
