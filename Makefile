@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST_DEB := /usr/share/datasets/fashion-mnist
 
-.PHONY: help venv data test reproduce check-profile book student browser bench clean clean-cache FORCE
+.PHONY: help venv data test reproduce check-profile book student record browser bench clean clean-cache FORCE
 
 help:
 	@echo "make reproduce [PROFILE=smoke|quick|paper]  run the experiments into results/<profile>/"
@@ -16,6 +16,7 @@ help:
 	@echo "make book [PROFILE=...]                     render _build/html with the outputs of a reproduce run"
 	@echo "make bench                                  speed, memory, spikes and SpikingJelly into results/bench/"
 	@echo "make student                                the chapters without solutions into _build/student/ (for handing out)"
+	@echo "make record PROFILE=cifar-cpu                commit-ready copy of results/<profile>/ in records/<profile>/ with its provenance"
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 10))' || \
@@ -64,6 +65,12 @@ book: $(STAMP)
 # The chapters for students: every cell tagged `solution` removed, outputs cleared.
 student: $(STAMP)
 	$(PY) scripts/make_student.py --out _build/student
+
+# A long run's tables as a record every build can show (the CIFAR-10 chapter and the report
+# fall back to records/cifar-cpu/ when this machine has not run cifar-cpu); run it right after
+# `make reproduce PROFILE=...`, then commit records/<profile>/.
+record: $(STAMP)
+	$(PY) scripts/record_results.py $(PROFILE) $(if $(WALL_MINUTES),--wall-minutes $(WALL_MINUTES))
 
 browser:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \

@@ -40,8 +40,8 @@ from negspike.calibrate import calibrate_joint
 from negspike.data import synthetic_dataset
 from negspike.models import Net4
 from negspike.results import write_table
-from negspike.train import select_device
-from negspike.threshold import add_clipping
+from negspike.utils import select_device
+from negspike.clipping import add_clipping
 
 ROOT = Path(__file__).resolve().parents[1]
 

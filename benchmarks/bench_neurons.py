@@ -48,7 +48,7 @@ def layer_runner(kind: str, T: int, chunk: int, batch: int):
     def run() -> None:
         neuron.reset()
         for _ in range(T // chunk):
-            neuron.steps, neuron.batch = chunk, batch
+            neuron.set_time(chunk, batch)
             out = neuron(cur)
             del out  # let the next chunk reuse the memory
 

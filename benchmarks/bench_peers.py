@@ -40,7 +40,8 @@ from negspike.data import TensorLoader
 from negspike.pipeline import calibrated_snn, clipped_ann, load_split, trained_ann
 from negspike.profiles import load_profile
 from negspike.results import write_table
-from negspike.train import evaluate_ann, progress_bar
+from negspike.train import evaluate_ann
+from negspike.utils import progress_bar
 
 SJ = "SpikingJelly"
 OURS = "negspike"

@@ -60,7 +60,7 @@ from negspike import activation_thresholds, convert, simulate
 from negspike.data import synthetic_dataset
 from negspike.models import Net4, vgg16
 from negspike.results import write_table
-from negspike.train import memory_format_for, select_device
+from negspike.utils import memory_format_for, select_device
 
 ROOT = Path(__file__).resolve().parents[1]
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -333,7 +333,7 @@ def main() -> None:
     ap.add_argument("--sim-batches", type=int, default=4, help="batches per timed simulate call")
     ap.add_argument("--neuron", default="signed", choices=["signed", "ibt", "if"])
     ap.add_argument("--snn-format", default="auto", choices=["auto", *FORMATS],
-                    help="memory format of the SNN (auto: negspike.train.memory_format_for, as simulate uses)")
+                    help="memory format of the SNN (auto: negspike.utils.memory_format_for, as simulate uses)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="auto")
     ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")

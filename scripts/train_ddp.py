@@ -36,7 +36,8 @@ import torch
 from negspike import distributed as D
 from negspike.models import build_model
 from negspike.pipeline import ANNConfig, load_split
-from negspike.train import evaluate_ann, seed_everything, train_ann
+from negspike.train import evaluate_ann, train_ann
+from negspike.utils import seed_everything
 
 OPTIONS = {  # ANNConfig field -> argparse keyword arguments
     "dataset": dict(type=str),

@@ -54,7 +54,7 @@ LIB = Path(cache.__file__).parent
 # negspike.cache.STEP_CODE. A new module (a part split off another, say) must land in one of the two.
 # (stats, matched: standard errors and paired tests computed from cached records, after the
 # steps; paper: the paper's numbers.)
-OUTSIDE_RESULTS = {"__init__", "book", "cache", "plots", "profiles", "results", "stats", "matched", "paper", "claims"}
+OUTSIDE_RESULTS = {"__init__", "book", "cache", "plots", "profiles", "results", "stats", "matched", "paper", "claims", "traces"}
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from negspike import activation_thresholds, convert
 from negspike.calibrate import WEIGHTINGS, calibrate_joint, calibrate_layerwise, kappa_at, layer_loss, layer_weights
-from negspike.threshold import add_clipping
+from negspike.clipping import add_clipping
 
 
 @pytest.mark.parametrize("kind", ["cosine", "sigmoid"])
@@ -266,7 +266,7 @@ def test_joint_calibration_steps_use_the_documented_weights_kappa_and_readout():
             m.kappa = expected_kappa[step]
         rates, acts = {}, {}
         hooks = [snn.neurons[n].register_forward_hook(
-            lambda m, i, o, n=n: rates.__setitem__(n, o.view(m.steps, m.batch, *o.shape[1:]).mean(0))) for n in names]
+            lambda m, i, o, n=n: rates.__setitem__(n, m.time_major(o).mean(0))) for n in names]
         hooks += [dict(ann.named_modules())[n].register_forward_hook(
             lambda m, i, o, n=n: acts.__setitem__(n, o.detach())) for n in names]
         for p in params:
@@ -287,3 +287,33 @@ def test_joint_calibration_steps_use_the_documented_weights_kappa_and_readout():
         assert ref[-2].abs().sum() > 0, "the readout's weights get a gradient only from the readout term"
         for got, want in zip(grads[step], ref):
             assert torch.allclose(got, want, rtol=1e-4, atol=1e-7), f"step {step}: gradient differs"
+
+
+def test_layer_maps_are_the_ann_activations_and_the_snn_rates_by_layer():
+    from negspike.calibrate import layer_losses, layer_maps
+
+    ann, x = small_pair(seed=3)
+    snn = convert(ann)
+    T = 6
+    acts, rates = layer_maps(snn, ann, x, T)
+    first = next(iter(snn.neurons))
+    assert list(rates) == [*snn.neurons, "readout"] and set(acts) == set(rates)
+    with torch.no_grad():  # independently: the ANN's outputs, and the SNN run one step per call
+        seen = []
+        h = ann.get_submodule(first).register_forward_hook(lambda m, i, o: seen.append(o))
+        assert torch.allclose(acts["readout"], ann(x))
+        h.remove()
+        assert torch.allclose(acts[first], seen[0])
+        h = snn.neurons[first].register_forward_hook(lambda m, i, o: seen.append(o))
+        snn.reset()
+        out = torch.stack([snn(x, 1)[0] for _ in range(T)])
+        h.remove()
+        assert torch.allclose(rates["readout"], out.mean(0), atol=1e-6)
+        assert torch.allclose(rates[first], torch.stack(seen[1:]).mean(0), atol=1e-6)
+    # the per-layer loss is the image-weighted mean over mini-batches of the maps' loss
+    whole = layer_losses(snn, ann, x, T, "mse", batch_size=len(x))
+    assert whole == pytest.approx({n: layer_loss(rates[n], acts[n], "mse").item() for n in rates}, rel=1e-6)
+    halves = [layer_maps(snn, ann, x[i:i + 32], T) for i in (0, 32)]
+    parts = layer_losses(snn, ann, x, T, "kl", batch_size=32)
+    assert parts == pytest.approx({n: sum(layer_loss(r[n], a[n]).item() for a, r in halves) / 2 for n in rates},
+                                  rel=1e-6)

@@ -10,7 +10,8 @@ from negspike.data import apply_crop_flip, crop_flip_params, random_crop_flip, s
 from negspike.models import Net4, build_model, resnet18, vgg16
 from negspike.pipeline import ANNConfig
 from negspike.profiles import ProfileError, load_profile
-from negspike.train import evaluate_ann, memory_format_for, train_ann
+from negspike.train import evaluate_ann, train_ann
+from negspike.utils import memory_format_for
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from negspike import UnsupportedLayerError, activation_thresholds, canonical, convert, fold_bn, simulate
+from negspike.activations import activation_layers
+from negspike.clipping import add_clipping
 from negspike.graph import RULES, supported_ops_table
 from negspike.neurons import SignedIFNeuron, SpikingNeuron
 from negspike.simulate import check_inputs
-from negspike.threshold import Thresholds, activation_layers, add_clipping, learned_thresholds
+from negspike.threshold import Thresholds, learned_thresholds
 
 
 class Functional(nn.Module):

@@ -85,3 +85,34 @@ def test_matched_rows_refuse_mismatched_images():
         pair_rows("a", sim, "b", {"correct": torch.ones(3, 11, dtype=torch.bool)}, [1])
     with pytest.raises(ValueError, match="per-image"):
         summary_row({"acc": [0.5]}, torch.ones(10, dtype=torch.bool), [1])
+
+
+def test_pair_at_finds_the_comparison_and_reading_follows_the_interval():
+    import pandas as pd
+
+    from negspike.book import points, pm_format
+    from negspike.matched import pair_at, reading
+
+    pairs = pd.DataFrame({"a": ["x", "x", "y"], "b": ["y", "y", "x"], "T_a": [4, 8, 8], "T_b": [4, 8, 8],
+                          "diff": [0.02, -0.03, 0.01], "low": [0.01, -0.05, -0.01], "high": [0.03, -0.01, 0.03]})
+    assert pair_at(pairs, "x", "y", 8)["diff"] == -0.03
+    assert pair_at(pairs, "x", "y", 16) is None and pair_at(pairs.iloc[:0], "x", "y", 4) is None
+    assert [reading(r, "x", "y") for _, r in pairs.iterrows()] == ["x better", "y better", "within noise"]
+    assert points(0.0125) == "1.25" and points(None) == "–" and points(float("nan")) == "–"
+    assert pm_format(400)(0.5) == "50.00 ± 2.50" and pm_format(400)(float("nan")) == "–"
+
+
+def test_run_times_reads_the_recorded_chapter_times(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import negspike.results
+    from negspike.book import duration, run_times
+
+    assert (duration(42), duration(294), duration(7200)) == ("42 s", "4.9 min", "2.0 h")
+    monkeypatch.setattr(negspike.results, "RESULTS_DIR", tmp_path)
+    assert "No earlier" in run_times("long_tail", "smoke", 3.0)
+    (tmp_path / "quick" / "chapter_times").mkdir(parents=True)
+    pd.DataFrame({"chapter": ["long_tail"], "seconds": [294.0]}).to_csv(
+        tmp_path / "quick" / "chapter_times" / "long_tail.csv", index=False)
+    text = run_times("long_tail", "smoke", 3.0)
+    assert "took 3 s" in text and "`quick` 4.9 min" in text and "No earlier" not in text

@@ -5,9 +5,7 @@ from negspike.neurons import IBTNeuron, IFNeuron, SignedIFNeuron, spike
 
 
 def decoded(neuron, z, T):
-    neuron.reset()
-    neuron.steps, neuron.batch = T, len(z)
-    return neuron(z).view(T, len(z)).mean(0)
+    return neuron.run(z, T).mean(0)
 
 
 def clipped_leaky(z, alpha, tn, tp):
@@ -74,7 +72,7 @@ def test_fast_path_equals_differentiable_path():
     b = SignedIFNeuron(1.3, -0.4, 0.1, v_init=0.5)
     b.theta_p.requires_grad_(True)  # forces the autograd path
     for n in (a, b):
-        n.steps, n.batch = 12, 7
+        n.set_time(12, 7)
     fast = a(cur)
     slow = b(cur)
     assert torch.allclose(fast, slow.detach(), atol=1e-6)
@@ -91,7 +89,7 @@ def test_theta_n_alone_trainable_gets_its_gradient():
 
     def grads(train_p: bool):
         n = SignedIFNeuron(1.1, -0.3, 0.1)
-        n.steps, n.batch = 10, 6
+        n.set_time(10, 6)
         n.theta_n.requires_grad_(True)
         n.theta_p.requires_grad_(train_p)
         c = cur.clone().requires_grad_(True)
@@ -108,12 +106,12 @@ def test_theta_n_alone_trainable_gets_its_gradient():
 def test_membrane_carries_over_chunks():
     z = torch.randn(50)
     whole = SignedIFNeuron(1.0, -0.3, 0.1)
-    whole.steps, whole.batch = 12, 50
+    whole.set_time(12, 50)
     full = whole(z).view(12, 50)
     parts = SignedIFNeuron(1.0, -0.3, 0.1)
     outs = []
     for steps in (5, 4, 3):
-        parts.steps, parts.batch = steps, 50
+        parts.set_time(steps, 50)
         outs.append(parts(z).view(steps, 50))
     assert torch.equal(full, torch.cat(outs))
 
@@ -148,9 +146,34 @@ def test_bad_neuron_parameters_raise_clear_errors(make, match):
 
 def test_non_positive_steps_raise():
     n = IFNeuron(1.0)
-    n.steps, n.batch = 0, 4
+    for bad in (0, -3, 2.5, "4"):
+        with pytest.raises(ValueError, match="time steps"):
+            n.set_time(bad, 4)
+        with pytest.raises(ValueError, match="time steps"):
+            n.run(torch.zeros(4), bad)
+    with pytest.raises(ValueError, match="batch"):
+        n.set_time(3, -1)
+    n.steps = 0  # set by hand, bypassing set_time: the forward pass still refuses
     with pytest.raises(ValueError, match="time steps"):
         n(torch.zeros(4))
+
+
+def test_run_takes_a_constant_or_a_time_major_input_and_chunks_continue():
+    torch.manual_seed(4)
+    z = torch.randn(7, 3) * 1.5
+    n = SignedIFNeuron(1.0, -0.3, 0.1, v_init=0.5)
+    const = n.run(z, 11)
+    assert const.shape == (11, 7, 3)
+    seq = torch.randn(11, 7, 3)
+    assert torch.equal(n.run(z.expand(11, 7, 3).clone()), const)
+    whole = n.run(seq)
+    first = n.run(seq[:4])
+    rest = n.run(seq[4:], fresh=False)  # continues from the membrane left by the first chunk
+    assert torch.equal(torch.cat([first, rest]), whole)
+    assert not torch.equal(n.run(seq[4:]), rest)  # a fresh start differs from the continuation
+    assert n.time_major(n(seq[4:].reshape(-1, 3))).shape == (7, 7, 3)
+    with pytest.raises(ValueError, match="time-major"):
+        n.run(torch.zeros(5))
 
 
 @pytest.mark.parametrize("make", [lambda: SignedIFNeuron(1.0, -0.3, 0.1, kappa=3.0), lambda: IFNeuron(0.8, kappa=5.0)])
@@ -163,7 +186,7 @@ def test_written_out_bptt_equals_autograd_through_the_steps(make):
     for path in ("_run_differentiable", "_run_autograd"):
         n = make()
         n.v0 = torch.nn.Parameter(torch.zeros(B, 4) + 0.1)
-        n.steps, n.batch = T, B
+        n.set_time(T, B)
         n.v = n.initial_membrane(cur.view(T, B, 4)[0])
         out = getattr(n, path)(cur.view(T, B, 4))
         loss = (out * weights).sum() + (n.v ** 2).sum()
@@ -181,7 +204,7 @@ def test_reused_output_memory_never_overwrites_a_held_output_or_membrane():
     torch.manual_seed(3)
     z = torch.randn(40, 6) * 2
     n = SignedIFNeuron(1.0, -0.3, 0.1, v_init=0.5)
-    n.steps, n.batch = 3, 40
+    n.set_time(3, 40)
     first = n(z)
     kept, v_held = first.clone(), n.v
     v_kept = v_held.clone()
@@ -191,7 +214,7 @@ def test_reused_output_memory_never_overwrites_a_held_output_or_membrane():
     assert second.data_ptr() != first.data_ptr()
     # Dropping the output lets the next chunk reuse its memory, with the same results.
     ref = SignedIFNeuron(1.0, -0.3, 0.1, v_init=0.5)
-    ref.steps, ref.batch = 9, 40
+    ref.set_time(9, 40)
     expected = ref(z).view(9, 40, 6)
     n.reset()
     outs = [n(z).view(3, 40, 6).clone() for _ in range(3)]

@@ -28,12 +28,9 @@ TOL = 1e-4  # float32 integration of S against the float64 reference
 
 def run(neuron: SpikingNeuron, z: torch.Tensor, chunks: tuple[int, ...] | None = None) -> torch.Tensor:
     """Outputs ``[T, batch, ...]`` of ``neuron`` for currents ``z`` ([T, batch, ...]), from reset."""
-    T, B = z.shape[:2]
-    neuron.reset()
     outs, t = [], 0
-    for steps in chunks or (T,):
-        neuron.steps, neuron.batch = steps, B
-        outs.append(neuron(z[t:t + steps].reshape(steps * B, *z.shape[2:])).view(steps, B, *z.shape[2:]))
+    for steps in chunks or (z.shape[0],):
+        outs.append(neuron.run(z[t:t + steps], fresh=t == 0))
         t += steps
     return torch.cat(outs)
 
@@ -340,7 +337,7 @@ def test_gradients_reach_the_input_and_trainable_thresholds(cls):
     n = cls(torch.full((5,), 1.0), torch.full((5,), -0.2), ALPHA)
     n.theta_p.requires_grad_(True)
     n.theta_n.requires_grad_(True)
-    n.steps, n.batch = T, B
+    n.set_time(T, B)
     out = n(cur)
     loss = (out.view(T, B, 5).mean(0) - 0.3).pow(2).sum()
     loss.backward()
@@ -349,7 +346,7 @@ def test_gradients_reach_the_input_and_trainable_thresholds(cls):
     # Fixed thresholds: the gradient still flows to the input (joint calibration of weights).
     cur.grad = None
     m = cls(1.0, -0.2, ALPHA)
-    m.steps, m.batch = T, B
+    m.set_time(T, B)
     m(cur).sum().backward()
     assert cur.grad.abs().sum() > 0
 
@@ -358,7 +355,7 @@ def test_held_outputs_are_not_overwritten_and_buffers_release():
     z = gaussian(0.0, 2.0, 6, 40, seed=5)
     for make in (tracking, pair):
         n = make()
-        n.steps, n.batch = 3, 40
+        n.set_time(3, 40)
         first = n(z[:3].reshape(-1))
         kept = first.clone()
         n(z[3:].reshape(-1))
@@ -399,7 +396,7 @@ def test_written_out_bptt_equals_autograd_through_the_steps(theta_n, alpha):
     for path in ("_run_autograd", "_run_steps"):
         n = TrackingNeuron(0.9, theta_n, alpha, kappa=3.0)
         n.v0 = torch.nn.Parameter(torch.zeros(B, 4) + 0.2)
-        n.steps, n.batch = T, B
+        n.set_time(T, B)
         n.v = n.initial_membrane(cur.view(T, B, 4)[0])
         n._init_outputs(n.v)
         out, cnt = getattr(n, path)(cur.view(T, B, 4))

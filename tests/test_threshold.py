@@ -5,21 +5,13 @@ import torch
 from torch import nn
 
 from negspike import convert
+from negspike.clipping import TrainableClip, add_clipping, clip_l2
 from negspike.data import synthetic_dataset
 from negspike.models import Net4, vgg16
-from negspike.threshold import (
-    TrainableClip,
-    VariancePenalty,
-    activation_thresholds,
-    add_clipping,
-    bn_variance_penalty,
-    channel_eta,
-    clip_l2,
-    layer_statistics,
-    learned_thresholds,
-    variance_penalty,
-)
+from negspike.tails import layer_statistics
+from negspike.threshold import activation_thresholds, learned_thresholds
 from negspike.train import train_ann
+from negspike.variance_penalty import VariancePenalty, bn_variance_penalty, channel_eta, variance_penalty
 
 
 def test_eta_is_scale_invariant():

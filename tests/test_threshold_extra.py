@@ -10,18 +10,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from negspike.activations import channel_values  # noqa: E402
 from negspike.models import Net4  # noqa: E402
 from negspike.plots import threshold_histogram  # noqa: E402
-from negspike.threshold import (  # noqa: E402
-    Thresholds,
-    channel_eta,
-    channel_samples,
-    channel_tails,
-    channel_values,
-    layer_eta,
-    range_usage,
-    variance_penalty,
-)
+from negspike.tails import channel_samples, channel_tails  # noqa: E402
+from negspike.threshold import Thresholds, range_usage  # noqa: E402
+from negspike.variance_penalty import channel_eta, layer_eta, variance_penalty  # noqa: E402
 
 
 def _small_net():

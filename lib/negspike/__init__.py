@@ -3,10 +3,14 @@
 A small library under the book "A Fast and Accurate ANN-SNN Conversion Algorithm with
 Negative Spikes" (Wang, Zhu, Li; IJCAI 2025, pp. 6460-6468, doi 10.24963/ijcai.2025/719).
 Modules: ``data``, ``models``, ``neurons``, ``tracking`` (the book's own neurons),
-``threshold``, ``graph`` (the traced graph the converter works on), ``convert``,
-``simulate``, ``calibrate``, ``train``, ``cache``, ``pipeline`` (cached steps),
-``experiments`` (the book's studies), ``profiles``, ``results`` (atomic results files),
-``own_network`` (converting other networks) and ``plots``.
+``activations`` (activation layers and the sampling of their outputs), ``threshold``,
+``variance_penalty``, ``clipping`` (trainable clipping), ``tails`` (long-tail statistics),
+``graph`` (the traced graph the converter works on), ``convert``,
+``simulate``, ``calibrate``, ``train``, ``utils`` (device, seeding, progress), ``cache``,
+``pipeline`` (cached steps), ``experiments`` (the book's studies), ``profiles``, ``results``
+(atomic results files, this machine's runs and committed records), ``own_network``
+(converting other networks), ``traces`` (one neuron step by step), ``book`` (chapter
+helpers) and ``plots``.
 """
 from .convert import SNN, convert, fold_bn
 from .graph import UnsupportedLayerError, canonical

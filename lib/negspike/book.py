@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-__all__ = ["show", "pct", "pm", "diff_text", "t_range", "at_T"]
+__all__ = ["show", "pct", "pm", "pm_format", "points", "diff_text", "t_range", "at_T", "duration", "run_times"]
 
 
 def show(df: pd.DataFrame, fmt=None, precision: int = 3) -> None:
@@ -30,6 +30,19 @@ def pct(x) -> str:
 def pm(acc, se) -> str:
     """An accuracy and its standard error in percent, ``'87.50 ± 0.74'``, or a dash when missing."""
     return "–" if acc is None or pd.isna(acc) else f"{100 * acc:.2f} ± {100 * se:.2f}"
+
+
+def pm_format(n: int):
+    """A table format (for :func:`show`) of accuracies measured on ``n`` images: :func:`pm` with
+    the standard error that ``n`` allows."""
+    from .stats import accuracy_se
+
+    return lambda v: pm(v, accuracy_se(v, n)) if not pd.isna(v) else "–"
+
+
+def points(x) -> str:
+    """A difference of fractions in percentage points, ``'1.25'``, or a dash when missing."""
+    return "–" if x is None or pd.isna(x) else f"{100 * x:.2f}"
 
 
 def diff_text(r) -> str:
@@ -64,3 +77,29 @@ def at_T(row, t_max: int, pts: str = "0.1") -> str:
     if w.T is None:
         return f"not within $T \\le {t_max}$" + ("" if w.earliest is None else f" (the noise allows $T = {w.earliest}$)")
     return f"at $T = {w.T}$" + w.text(t_max)[len(str(w.T)):]  # the range in brackets after the point
+
+
+def duration(seconds: float) -> str:
+    """``'42 s'``, ``'4.9 min'`` or ``'1.3 h'``."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def run_times(chapter: str, profile: str, body_seconds: float) -> str:
+    """This run's time and every time recorded for ``chapter`` on this machine, as one Markdown
+    paragraph: ``body_seconds`` (the chapter's cells so far), and per profile the last
+    ``make reproduce`` time in ``results/<profile>/chapter_times/<chapter>.csv`` (whole notebook,
+    kernel start-up included)."""
+    import datetime as dt
+
+    from .results import RESULTS_DIR
+
+    text = f"This run (profile `{profile}`): the chapter's cells took {duration(body_seconds)}."
+    recorded = []
+    for path in sorted(RESULTS_DIR.glob(f"*/chapter_times/{chapter}.csv")):
+        t = pd.read_csv(path)
+        if len(t):
+            when = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d")
+            recorded.append(f"`{path.parent.parent.name}` {duration(float(t['seconds'].iloc[-1]))} ({when})")
+    return text + (" Recorded on this machine by `make reproduce` (whole notebook, kernel start-up included): "
+                   + ", ".join(recorded) + "." if recorded else " No earlier `make reproduce` run of it is recorded "
+                   "on this machine.")

@@ -41,10 +41,12 @@ CACHE_DIR = Path(os.environ.get("NEGSPIKE_CACHE", DATA_DIR / "cache"))
 # A step lists the code of its inputs too: the key of "vp" names its ANN by configuration only,
 # so a change to training must reach it. The version is a hash of the code's syntax tree
 # without docstrings: comments, docstrings and layout do not count, any change to code does.
-_ANN = ("data", "models", "train", "distributed", "pipeline:trained_ann")
-_VP = _ANN + ("threshold", "graph", "pipeline:variance_finetuned_ann")
+_ANN = ("data", "models", "train", "utils", "distributed", "pipeline:trained_ann")
+_VP = _ANN + ("activations", "threshold", "variance_penalty", "clipping", "tails", "graph",
+              "pipeline:variance_finetuned_ann")
 _CLIP = _VP + ("pipeline:clipped_ann",)
-_CALIBRATION = _CLIP + ("neurons", "tracking", "convert", "calibrate", "pipeline:calibrated_snn")
+_CALIBRATION = _CLIP + ("neurons", "kernels", "tracking", "convert", "calibrate", "calibration_objective",
+                         "pipeline:calibrated_snn")
 STEP_CODE: dict[str, tuple[str, ...]] = {
     "ann": _ANN,
     "vp": _VP,
@@ -53,7 +55,8 @@ STEP_CODE: dict[str, tuple[str, ...]] = {
     # any SNN the library makes, converted from any ANN step, calibrated or not (an SNN a
     # chapter builds with code of its own is told apart by its label only)
     "sim": _CALIBRATION + ("simulate", "experiments:simulation"),
-    "own_network": ("data", "train", "distributed", "pipeline:load_split", "own_network:train_functional_net"),
+    "own_network": ("data", "train", "utils", "distributed", "pipeline:load_split",
+                    "own_network:train_functional_net"),
 }
 
 

@@ -13,17 +13,19 @@ each layer in turn, changing only that layer's weights.
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pandas as pd
 import torch
 from torch import nn
 
+from .activations import activation_sites
+from .calibration_objective import KAPPA_SCHEDULE, WEIGHTINGS, kappa_at, layer_loss, layer_weights
 from .convert import SNN
 from .data import TensorLoader
 from .neurons import SpikingNeuron
-from .threshold import activation_sites
-from .train import DivergenceError, progress_bar, select_device
+from .train import DivergenceError
+from .utils import progress_bar, select_device
 
 __all__ = [
     "WEIGHTINGS",
@@ -33,112 +35,11 @@ __all__ = [
     "layer_loss",
     "calibrate_joint",
     "calibrate_layerwise",
+    "layer_maps",
+    "layer_losses",
 ]
 
-WEIGHTINGS = ("average", "cosine", "sigmoid")
 READOUT = "readout"
-
-
-def layer_weights(kind: str, L: int, p: float, mu: float = 8.0, floor: float = 0.02) -> torch.Tensor:
-    """Weights ``w_1..w_L`` of the layers at progress ``p`` in [0, 1], normalised to sum to 1.
-
-    ``average``: 1/L (eq. 25). ``cosine``: ``cos(pi/2 (l/L - p)) + floor`` (eq. 27).
-    ``sigmoid``: ``mu s (1 - s) + floor`` with ``s = sigmoid(mu (l/L - p))`` (eqs. 28-30).
-    The ``floor`` (added before normalising) keeps every weight strictly positive where the
-    paper's formulas reach 0 (the last layer at p = 0, the first at p = 1 for the cosine).
-    Both shaped weightings decrease with depth at p = 0, increase at p = 1, and peak near
-    layer ``p * L`` in between.
-    """
-    if kind not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {kind!r}; choose one of {WEIGHTINGS}")
-    if L < 1:
-        raise ValueError(f"number of layers must be >= 1, got {L}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"progress p must lie in [0, 1], got {p}")
-    if floor <= 0:
-        raise ValueError(f"floor must be > 0 so that every weight is positive, got {floor}")
-    x = torch.arange(1, L + 1, dtype=torch.float64) / L - p
-    if kind == "average":
-        phi = torch.ones(L, dtype=torch.float64)
-    elif kind == "cosine":
-        phi = torch.cos(math.pi / 2 * x) + floor
-    else:
-        if mu <= 0:
-            raise ValueError(f"sigmoid weighting needs mu > 0, got {mu}")
-        s = torch.sigmoid(mu * x)
-        phi = mu * s * (1 - s) + floor
-    return (phi / phi.sum()).float()
-
-
-# (0-based epoch index from which it applies, kappa). The paper: "kappa is set to 6.7, and
-# is increased to 10 after 10 epochs, and is increased to 15 at the 20-th epoch". Epochs
-# are counted from 1 there: "after 10 epochs" is the 11th epoch (index 10), "the 20-th
-# epoch" is index 19.
-KAPPA_SCHEDULE: tuple[tuple[int, float], ...] = ((0, 6.7), (10, 10.0), (19, 15.0))
-
-# A sample's ANN map whose spread is below this fraction of the whole batch's spread
-# (a constant map: all zero or fully clipped) is scaled by the floor instead; see layer_loss.
-SCALE_FLOOR = 0.1
-
-
-def kappa_at(epoch: int, schedule: Iterable[tuple[int, float]] = KAPPA_SCHEDULE) -> float:
-    """Surrogate slope for the 0-based epoch index ``epoch`` (``range(epochs)``).
-
-    ``schedule`` holds ``(first index, kappa)`` pairs. The default follows the paper: 6.7
-    for the 1st to 10th epoch (indices 0-9), 10 "after 10 epochs" (indices 10-18) and 15
-    from "the 20-th epoch" on (index 19).
-    """
-    kappa = None
-    for start, value in sorted(schedule):
-        if epoch >= start:
-            kappa = value
-    if kappa is None:
-        raise ValueError(f"the kappa schedule {list(schedule)} does not cover epoch {epoch}")
-    return kappa
-
-
-def _spread(t: torch.Tensor) -> torch.Tensor:
-    """Standard deviation of all values of ``t``, detached (a scalar)."""
-    return t.detach().float().std(unbiased=False)
-
-
-def layer_loss(rate: torch.Tensor, target: torch.Tensor, kind: str = "kl", temperature: float = 1.0) -> torch.Tensor:
-    """Discrepancy between an SNN layer's decoded rate and the ANN activation (same shape).
-
-    ``"kl"``: KL(P || Q) with P and Q the softmax, over each sample's flattened feature
-    map, of ANN activation and SNN rate, both divided by ``temperature`` times a scale
-    (detached), so signed values are allowed and the loss does not depend on the layer's
-    scale. The scale is the ANN map's standard deviation, floored at ``SCALE_FLOOR`` times
-    the spread of the ANN maps over the whole batch: a constant map (all zero, or fully
-    clipped) has no spread of its own, and dividing by ~0 would blow the loss up to ~1e7
-    and poison Adam's moments. Where the ANN maps are constant over the whole batch (a
-    dead or saturated layer) the SNN rates' spread over the batch is the scale instead,
-    so the loss measures how far from flat the SNN's maps are, in their own units (a KL
-    of order 1 at most for ordinary spike noise).
-    ``"mse"``: mean squared error divided by the mean squared ANN activation (detached),
-    again scale-free; for an all-zero ANN batch, divided by the SNN's mean square instead.
-    """
-    b = rate.shape[0]
-    r, a = rate.reshape(b, -1), target.reshape(b, -1)
-    if kind == "kl":
-        floor = SCALE_FLOOR * _spread(a)
-        # Constant over the batch, up to float rounding (which leaves ~1e-7 of the value)?
-        if floor <= 1e-5 * SCALE_FLOOR * a.detach().abs().mean():
-            floor = _spread(r)
-            if floor == 0:  # both constant: each softmax is uniform, the loss is 0 at any scale
-                floor = torch.ones((), device=a.device)
-        # (a one-value map has no standard deviation; its softmax is 1 whatever the scale)
-        own = a.detach().std(1, keepdim=True) if a.shape[1] > 1 else torch.zeros_like(a[:, :1])
-        scale = torch.maximum(own, floor) * temperature
-        log_q = torch.log_softmax(r / scale, 1)
-        log_p = torch.log_softmax(a / scale, 1)
-        return (log_p.exp() * (log_p - log_q)).sum(1).mean()
-    if kind == "mse":
-        norm = a.detach().pow(2).mean()
-        if norm == 0:
-            norm = r.detach().pow(2).mean()
-        return ((r - a) ** 2).mean() / (norm + 1e-30)
-    raise ValueError(f"unknown calibration loss {kind!r}; choose 'kl' or 'mse'")
 
 
 class _Targets:
@@ -177,7 +78,7 @@ class _Rates:
 
     def _hook(self, name):
         def fn(m, _i, out):
-            self.store[name] = out.view(m.steps, m.batch, *out.shape[1:]).mean(0)
+            self.store[name] = m.time_major(out).mean(0)
 
         return fn
 
@@ -198,8 +99,17 @@ def _set_kappa(snn: SNN, kappa: float) -> None:
         m.kappa = kappa
 
 
+def _train_only(snn: SNN, params: list[nn.Parameter]) -> list[nn.Parameter]:
+    """Freeze every parameter of ``snn`` except ``params``; return ``params``."""
+    for p in snn.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
 def _trainable(snn: SNN, train: Iterable[str]) -> list[nn.Parameter]:
-    """Switch on the requested parameter kinds: weights, biases, thresholds, v0."""
+    """Switch on the requested parameter kinds (weights, biases, thresholds, v0), only those."""
     train = set(train)
     unknown = train - {"weights", "biases", "thresholds", "v0"}
     if unknown:
@@ -207,35 +117,127 @@ def _trainable(snn: SNN, train: Iterable[str]) -> list[nn.Parameter]:
     params = []
     for m in snn.net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            for kind, p in (("weights", m.weight), ("biases", m.bias)):
-                if p is not None:
-                    p.requires_grad_(kind in train)
-                    if kind in train:
-                        params.append(p)
+            params += [p for kind, p in (("weights", m.weight), ("biases", m.bias)) if p is not None and kind in train]
         if isinstance(m, SpikingNeuron):
-            for name, p in m.named_parameters(recurse=False):
-                want = (name == "v0" and "v0" in train) or (name != "v0" and "thresholds" in train)
-                p.requires_grad_(want)
-                if want:
-                    params.append(p)
+            params += [p for name, p in m.named_parameters(recurse=False)
+                       if ("v0" if name == "v0" else "thresholds") in train]
     if not params:
         raise ValueError(f"nothing to calibrate for {sorted(train)}")
-    return params
+    return _train_only(snn, params)
 
 
-def _ensure_v0(snn: SNN, x: torch.Tensor) -> None:
+class _StopForward(Exception):
+    """Raised by a forward hook to end a pass whose remaining layers are not needed."""
+
+
+def _stop_forward(*_args) -> None:
+    raise _StopForward
+
+
+class _Calibration:
+    """What every calibration shares: both networks on the device (the ANN in eval mode),
+    hooks giving a batch's ANN targets and SNN rates, hooks that end a pass early, and the
+    descent loop. As a context manager it tears down also when a step fails: the hooks go,
+    every SNN parameter is frozen (as :func:`~negspike.convert.convert` leaves them), the
+    SNN is put in eval mode and its membranes are reset and released."""
+
+    def __init__(self, snn: SNN, ann: nn.Module, device, progress: bool) -> None:
+        self.snn, self.device, self.progress = snn, select_device(device), progress
+        snn.to(self.device)
+        ann.to(self.device).eval()  # before _Targets copies it
+        self.targets, self.rates = _Targets(ann), _Rates(snn)
+        self.last_finite = float("nan")  # kept across epochs for the divergence message
+
+    def __enter__(self) -> _Calibration:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.targets.remove()
+        self.rates.remove()
+        _train_only(self.snn, [])
+        self.snn.eval()
+        _reset_and_release(self.snn)
+
+    def forward(self, xb: torch.Tensor, T: int,
+                until: str | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """``(ANN targets, SNN output)`` of ``xb``, ``T`` steps from reset membranes; the rates
+        are in ``self.rates.store``. ``until`` ends the pass after that neuron, whose rate is
+        stored first (its rates hook came first); the output is then None."""
+        stop = None if until is None else self.snn.neurons[until].register_forward_hook(_stop_forward)
+        tgt = self.targets(xb)
+        self.snn.reset()
+        try:
+            return tgt, self.snn(xb, T)
+        except _StopForward:
+            return tgt, None
+        finally:
+            if stop is not None:
+                stop.remove()
+
+    def descend(self, opt: torch.optim.Optimizer, loader: TensorLoader, desc: str, epoch: int, epochs: int,
+                batch_loss: Callable[[torch.Tensor], torch.Tensor], diverge: str | None = None) -> float:
+        """One pass over ``loader`` (0-based ``epoch``), an optimiser step on ``batch_loss(batch)``
+        per batch; returns the sum of loss times batch size. ``diverge`` names the calibration
+        in the :class:`DivergenceError` raised on a loss that is not finite (None: no check)."""
+        total = 0.0
+        bar = progress_bar(loader, f"{desc} epoch {epoch + 1}/{epochs}", self.progress)
+        for xb, _ in bar:
+            lo = batch_loss(xb.to(self.device))
+            value = lo.item()
+            if diverge is not None:
+                if not math.isfinite(value):
+                    raise DivergenceError(f"{diverge}: loss became {value} in epoch {epoch + 1}; "
+                                          f"last finite loss {self.last_finite:.4g}")
+                self.last_finite = value
+            opt.zero_grad(set_to_none=True)
+            lo.backward()
+            opt.step()
+            total += value * len(xb)
+            bar.set_postfix(loss=f"{value:.4f}")
+        return total
+
+
+@torch.no_grad()
+def _batch_maps(cal: _Calibration, x: torch.Tensor, T: int, batch_size: int):
+    """``(images, ANN targets, SNN rates)`` per mini-batch of ``x``; the readout is a layer."""
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size].to(cal.device)
+        acts, out = cal.forward(xb, T)
+        yield xb, acts, {**cal.rates.store, READOUT: out.mean(0)}
+
+
+@torch.no_grad()
+def layer_maps(snn: SNN, ann: nn.Module, x: torch.Tensor, T: int,
+               device: str | torch.device = "auto") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(ANN activations, SNN rates)`` by layer name for the images ``x``, the SNN run ``T``
+    steps from reset membranes: what calibration compares. The readout counts as a layer (the
+    ANN's logits against the SNN's mean output). Leaves the SNN's parameters frozen."""
+    with _Calibration(snn, ann, device, progress=False) as cal:
+        _, acts, rates = next(_batch_maps(cal, x, T, len(x)))
+        return acts, rates
+
+
+@torch.no_grad()
+def layer_losses(snn: SNN, ann: nn.Module, x: torch.Tensor, T: int, kind: str = "kl", temperature: float = 1.0,
+                 batch_size: int = 128, device: str | torch.device = "auto") -> dict[str, float]:
+    """Each layer's calibration loss (:func:`layer_loss`) between the maps of :func:`layer_maps`,
+    averaged over the images ``x`` (in mini-batches of ``batch_size``)."""
+    sums: dict[str, float] = {}
+    with _Calibration(snn, ann, device, progress=False) as cal:
+        for xb, acts, rates in _batch_maps(cal, x, T, batch_size):
+            for n, r in rates.items():
+                sums[n] = sums.get(n, 0.0) + layer_loss(r, acts[n], kind, temperature).item() * len(xb)
+    return {n: v / len(x) for n, v in sums.items()}
+
+
+def _ensure_v0(cal: _Calibration, x: torch.Tensor) -> None:
     """Give every neuron a per-neuron initial membrane offset ``v0`` (zeros) if it has none."""
-    shapes = {}
-    hs = [m.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, o.shape[1:])) for n, m in snn.neurons.items()]
-    with torch.no_grad():
-        snn.reset()
-        snn(x[:1], 1)
-        snn.reset()
-    for h in hs:
-        h.remove()
-    for n, m in snn.neurons.items():
+    cal.snn.reset()
+    cal.snn(x[:1].to(cal.device), 1)  # the rates hook records each neuron's output shape
+    cal.snn.reset()
+    for n, m in cal.snn.neurons.items():
         if m.v0 is None:
-            m.v0 = nn.Parameter(torch.zeros(shapes[n], device=x.device), requires_grad=False)
+            m.v0 = nn.Parameter(torch.zeros(cal.rates.store[n].shape[1:], device=cal.device), requires_grad=False)
 
 
 def calibrate_joint(
@@ -269,62 +271,41 @@ def calibrate_joint(
         raise ValueError(f"T must be a positive integer or a list of them, got {T!r}")
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    device = select_device(device)
-    snn.to(device).train()
-    ann.to(device).eval()
-    if "v0" in set(train):
-        _ensure_v0(snn, x.to(device))
-    params = _trainable(snn, train)
-    opt = torch.optim.Adam(params, lr=lr)
     names = list(snn.neurons) + [READOUT]
     L = len(names)
-    targets, rates = _Targets(ann), _Rates(snn)
     loader = TensorLoader(x, torch.zeros(len(x)), batch_size, shuffle=True, seed=seed)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)  # draws each batch's T
     total = epochs * len(loader)
     step = 0
+    sums, wsum = torch.zeros(L), torch.zeros(L)  # per layer over an epoch: loss and weight times batch size
     rows = []
-    last_finite = float("nan")
-    try:
+    with _Calibration(snn, ann, device, progress) as cal:
+        snn.train()  # before any forward pass: modules such as dropout act as in training
+        if "v0" in set(train):
+            _ensure_v0(cal, x)
+        opt = torch.optim.Adam(_trainable(snn, train), lr=lr)
+
+        def batch_loss(xb: torch.Tensor) -> torch.Tensor:
+            nonlocal step
+            w = layer_weights(weighting, L, step / max(1, total - 1), mu, floor)
+            tgt, out = cal.forward(xb, Ts[int(torch.randint(len(Ts), (1,), generator=g))])
+            out = out.mean(0)
+            per_layer = [layer_loss(cal.rates.store[n], tgt[n], loss, temperature) for n in names[:-1]]
+            per_layer.append(layer_loss(out, tgt[READOUT], loss, temperature))
+            losses = torch.stack(per_layer)
+            step += 1
+            sums.add_(losses.detach().cpu() * len(xb))
+            wsum.add_(w * len(xb))
+            return (w.to(cal.device) * losses).sum()
+
         for epoch in range(epochs):
             _set_kappa(snn, kappa_at(epoch, kappa_schedule))
-            sums = torch.zeros(L)
-            wsum = torch.zeros(L)
-            bar = progress_bar(loader, f"joint calibration ({weighting}) epoch {epoch + 1}/{epochs}", progress)
-            for xb, _ in bar:
-                xb = xb.to(device)
-                w = layer_weights(weighting, L, step / max(1, total - 1), mu, floor)
-                t_now = Ts[int(torch.randint(len(Ts), (1,), generator=g))]
-                tgt = targets(xb)
-                snn.reset()
-                out = snn(xb, t_now).mean(0)
-                per_layer = [layer_loss(rates.store[n], tgt[n], loss, temperature) for n in names[:-1]]
-                per_layer.append(layer_loss(out, tgt[READOUT], loss, temperature))
-                losses = torch.stack(per_layer)
-                total_loss = (w.to(device) * losses).sum()
-                if not torch.isfinite(total_loss):
-                    raise DivergenceError(
-                        f"joint calibration: loss became {total_loss.item()} in epoch {epoch + 1}; "
-                        f"last finite loss {last_finite:.4g}"
-                    )
-                last_finite = total_loss.item()
-                opt.zero_grad(set_to_none=True)
-                total_loss.backward()
-                opt.step()
-                step += 1
-                sums += losses.detach().cpu() * len(xb)
-                wsum += w * len(xb)
-                bar.set_postfix(loss=f"{last_finite:.4f}")
-            for i, n in enumerate(names):
-                rows.append({"epoch": epoch + 1, "layer": n, "weight": float(wsum[i] / len(x)),
-                             "loss": float(sums[i] / len(x)), "method": f"joint-{weighting}"})
-    finally:
-        targets.remove()
-        rates.remove()
-        for p in params:
-            p.requires_grad_(False)
-        snn.eval()
-        _reset_and_release(snn)
+            sums.zero_()
+            wsum.zero_()
+            cal.descend(opt, loader, f"joint calibration ({weighting})", epoch, epochs, batch_loss,
+                        diverge="joint calibration")
+            rows += [{"epoch": epoch + 1, "layer": n, "weight": float(wsum[i] / len(x)),
+                      "loss": float(sums[i] / len(x)), "method": f"joint-{weighting}"} for i, n in enumerate(names)]
     return pd.DataFrame(rows)
 
 
@@ -344,49 +325,26 @@ def _layer_params(snn: SNN, x: torch.Tensor) -> dict[str, list[nn.Module]]:
     return groups
 
 
-class _StopForward(Exception):
-    """Raised by a forward hook to end a pass whose remaining layers are not needed."""
-
-
-def _stop_forward(*_args) -> None:
-    raise _StopForward
-
-
 @torch.no_grad()
-def _init_membranes(snn: SNN, ann: nn.Module, x: torch.Tensor, T: int, batch_size: int, device) -> None:
+def _init_membranes(cal: _Calibration, x: torch.Tensor, T: int, batch_size: int) -> None:
     """Stage 1: per neuron, ``v0 = T * mean(ANN activation - SNN rate)``, layer after layer.
 
     A membrane offset ``delta`` adds about ``delta / T`` to a positive neuron's decoded
     rate and ``alpha * delta / T`` to a negative one, so negative-mean neurons get the
     offset divided by ``alpha``.
     """
-    targets, rates = _Targets(ann), _Rates(snn)
-    stop = None
-    try:
-        for name, neuron in snn.neurons.items():
-            diff = 0.0
-            mean_act = 0.0
-            stop = neuron.register_forward_hook(_stop_forward)  # the later layers are not needed
-            for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
-                xb = xb.to(device)
-                tgt = targets(xb)
-                snn.reset()
-                try:
-                    snn(xb, T)
-                except _StopForward:
-                    pass
-                diff = diff + (tgt[name] - rates.store[name]).sum(0)
-                mean_act = mean_act + tgt[name].sum(0)
-            stop.remove()
-            diff, mean_act = diff / len(x), mean_act / len(x)
-            alpha = getattr(neuron, "alpha", 1.0)
-            offset = torch.where(mean_act < 0, diff / alpha, diff) * T
-            neuron.v0 = nn.Parameter(offset + (neuron.v0 if neuron.v0 is not None else 0), requires_grad=False)
-    finally:
-        for h in (targets, rates, stop):
-            if h is not None:
-                h.remove()
-        _reset_and_release(snn)
+    for name, neuron in cal.snn.neurons.items():
+        diff = 0.0
+        mean_act = 0.0
+        for xb, _ in TensorLoader(x, torch.zeros(len(x)), batch_size):
+            tgt, _ = cal.forward(xb.to(cal.device), T, until=name)  # the later layers are not needed
+            diff = diff + (tgt[name] - cal.rates.store[name]).sum(0)
+            mean_act = mean_act + tgt[name].sum(0)
+        diff, mean_act = diff / len(x), mean_act / len(x)
+        alpha = getattr(neuron, "alpha", 1.0)
+        offset = torch.where(mean_act < 0, diff / alpha, diff) * T
+        neuron.v0 = nn.Parameter(offset + (neuron.v0 if neuron.v0 is not None else 0), requires_grad=False)
+    _reset_and_release(cal.snn)
 
 
 def calibrate_layerwise(
@@ -413,56 +371,25 @@ def calibrate_layerwise(
     """
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive integer, got {T!r}")
-    device = select_device(device)
-    snn.to(device)
-    ann.to(device).eval()
-    x_dev = x.to(device)
-    if init_membranes:
-        _init_membranes(snn, ann, x, T, batch_size, device)
-    groups = _layer_params(snn, x_dev)
-    chosen = list(groups) if layers is None else list(layers)
-    targets, rates = _Targets(ann), _Rates(snn)
-    _set_kappa(snn, kappa)
-    rows, stops = [], []
-    try:
-        for name in chosen:
-            for p in snn.parameters():
-                p.requires_grad_(False)
-            params = [p for m in groups[name] for p in m.parameters()]
-            for p in params:
-                p.requires_grad_(True)
-            opt = torch.optim.Adam(params, lr=lr)
+    rows = []
+    with _Calibration(snn, ann, device, progress) as cal:
+        if init_membranes:
+            _init_membranes(cal, x, T, batch_size)
+        groups = _layer_params(snn, x.to(cal.device))
+        _set_kappa(snn, kappa)
+        for name in list(groups) if layers is None else list(layers):
+            opt = torch.optim.Adam(_train_only(snn, [p for m in groups[name] for p in m.parameters()]), lr=lr)
+            # a new loader: every layer sees the same batches
             loader = TensorLoader(x, torch.zeros(len(x)), batch_size, shuffle=True, seed=seed)
-            # Only this layer's rate is needed: the forward pass stops right after it
-            # (after _Rates' hook, registered earlier, has stored it).
-            if name != READOUT:
-                stops.append(snn.neurons[name].register_forward_hook(_stop_forward))
+
+            def batch_loss(xb: torch.Tensor, name: str = name) -> torch.Tensor:
+                # only this layer's rate is needed: the pass ends after it
+                tgt, out = cal.forward(xb, T, until=None if name == READOUT else name)
+                rate = out.mean(0) if name == READOUT else cal.rates.store[name]
+                return layer_loss(rate, tgt[name], loss, temperature)
+
             for epoch in range(epochs):
-                total = 0.0
-                for xb, _ in progress_bar(loader, f"layer-wise calibration {name} epoch {epoch + 1}/{epochs}",
-                                          progress):
-                    xb = xb.to(device)
-                    tgt = targets(xb)
-                    snn.reset()
-                    try:
-                        out = snn(xb, T)
-                    except _StopForward:
-                        out = None
-                    rate = out.mean(0) if name == READOUT else rates.store[name]
-                    lo = layer_loss(rate, tgt[name], loss, temperature)
-                    opt.zero_grad(set_to_none=True)
-                    lo.backward()
-                    opt.step()
-                    total += lo.item() * len(xb)
+                total = cal.descend(opt, loader, f"layer-wise calibration {name}", epoch, epochs, batch_loss)
                 rows.append({"epoch": epoch + 1, "layer": name, "weight": 1.0, "loss": total / len(x),
                              "method": "layer-wise"})
-            while stops:
-                stops.pop().remove()
-    finally:
-        for h in [targets, rates, *stops]:
-            h.remove()
-        for p in snn.parameters():
-            p.requires_grad_(False)
-        snn.eval()
-        _reset_and_release(snn)
     return pd.DataFrame(rows)

@@ -1,6 +1,7 @@
 """The report's claims ledger: each claim of the paper beside ours, with a computed verdict.
 
-Every row is computed from the results tables the chapters wrote (``results/<profile>/``):
+Every row is computed from the results tables the chapters wrote (``results/<profile>/``, and
+for CIFAR-10 possibly a committed record, ``records/cifar-cpu/``):
 the paper's number (:mod:`negspike.paper`), ours on a matched criterion (ANN and SNN, or
 two methods, on the same test images), its uncertainty, a verdict and the reason. One
 rule decides every verdict:
@@ -16,6 +17,7 @@ that our 95% interval reaches the paper's value; "partly", that we are within a 
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Callable
@@ -23,6 +25,7 @@ from typing import Callable
 import pandas as pd
 
 from . import paper
+from .results import PROVENANCE
 from .stats import TWithin
 
 __all__ = ["VERDICTS", "ledger", "t_range", "verdict_at_most", "verdict_positive"]
@@ -88,7 +91,7 @@ def ledger(results: Path, profile: str, cifar_results: Path | None = None) -> pd
     for claim in _FMNIST_CLAIMS:
         rows.append(claim(read, profile))
     for model in ("vgg16", "resnet18"):
-        rows += _cifar_claims(cifar_read, model)
+        rows += _cifar_claims(cifar_read, model, _record_text(Path(cifar_results or results)))
     table = pd.DataFrame(rows)
     assert set(table["verdict"]) <= set(VERDICTS)
     return table
@@ -239,7 +242,16 @@ _FMNIST_CLAIMS: list[Callable] = [_fmnist_ann, _calibrated_gap, _signed_vs_ibt, 
 _NAMES = {"vgg16": "VGG-16", "resnet18": "ResNet-18"}
 
 
-def _cifar_claims(read, model: str) -> list[dict]:
+def _record_text(folder: Path) -> str:
+    """``", record of <date>, commit <c>"`` for a committed record (``records/<profile>/``), else ``""``."""
+    path = folder / PROVENANCE
+    if not path.is_file():
+        return ""
+    p = json.loads(path.read_text())
+    return f", committed record of {p.get('date', '?')}, commit {str(p.get('commit', '?'))[:10]}"
+
+
+def _cifar_claims(read, model: str, record: str = "") -> list[dict]:
     name, src = _NAMES[model], "Table 2" if model == "vgg16" else "Table 3"
     p = paper.TABLE2_3[paper.TABLE2_3["model"] == model].set_index(["calibration", "T"])
     ahead = {T: p.loc[("joint", T), "paper SNN"] - p.loc[("two_stage", T), "paper SNN"] for T in (4, 8)}
@@ -251,7 +263,7 @@ def _cifar_claims(read, model: str) -> list[dict]:
     cmd = "make reproduce PROFILE=cifar-cpu"
     if summary is None or pairs is None or "low" not in pairs or model not in set(summary["model"]):
         return [_missing(claim_a, src, paper_a, cmd), _missing(claim_g, src, f"{100 * gap8:.2f} points", cmd)]
-    where = _cifar_provenance(summary, settings)
+    where = _cifar_provenance(summary, settings) + record
     pr = pairs[(pairs["model"] == model) & (pairs["a"] == "joint") & (pairs["b"] == "two_stage")
                & (pairs["T_a"] == pairs["T_b"])]
     rows = []

@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .activations import activation_layers
 from .graph import UnsupportedLayerError, canonical
 from .neurons import SpikingNeuron
 from .tracking import NEURON_KINDS, make_neuron
-from .threshold import Thresholds, activation_layers, learned_thresholds
+from .threshold import Thresholds, learned_thresholds
 
 __all__ = ["UnsupportedLayerError", "fold_bn", "convert", "SNN", "NEURONS"]
 
@@ -79,7 +80,7 @@ class SNN(nn.Module):
             raise ValueError(f"number of time steps must be a positive integer, got {steps!r}")
         batch = x.shape[0]
         for m in self.neurons.values():
-            m.steps, m.batch = steps, batch
+            m.set_time(steps, batch)
         out = self.net(x)
         if out.shape[0] == batch * steps:
             return out.view(steps, batch, *out.shape[1:])
@@ -96,7 +97,7 @@ def convert(
 
     ``thresholds`` maps each activation's qualified name to its :class:`Thresholds`
     (from :func:`negspike.threshold.activation_thresholds`); when omitted, the thresholds
-    learned by the model's :class:`~negspike.threshold.TrainableClip` layers are used.
+    learned by the model's :class:`~negspike.clipping.TrainableClip` layers are used.
     ``neuron``: ``"signed"`` (the paper's neuron: ``P_th = theta_p``, ``N_th = theta_n/alpha``),
     ``"ibt"`` (``theta_n = -theta_p``) or ``"if"`` (no negative spikes), for which ReLU
     activations become IF neurons and ``v_init`` sets the initial membrane to ``v_init * P_th``;

@@ -6,9 +6,11 @@ seconds once its steps exist.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, replace
 
 import pandas as pd
+import torch
 from torch import nn
 
 from .cache import cached
@@ -18,8 +20,10 @@ from .pipeline import (ANNConfig, CalibrationConfig, ThresholdConfig, calibrated
                        load_split, trained_ann, variance_finetuned_ann)
 from .profiles import Profile
 from .simulate import simulate
-from .threshold import activation_thresholds, bn_variance_penalty, layer_statistics, learned_thresholds
+from .tails import layer_statistics
+from .threshold import activation_thresholds, learned_thresholds
 from .train import correct_per_image
+from .variance_penalty import bn_variance_penalty
 
 __all__ = ["sim_key", "max_threshold_label", "clipped_label", "calibrated_label", "simulation", "simulated",
            "conversion_baselines", "threshold_study", "calibration_study", "cifar_study",
@@ -84,7 +88,7 @@ def _test_set(prof: Profile):
     return load_split(prof.ann.dataset, "test", prof.evaluation.test_subset, prof.ann.seed)
 
 
-def ann_correct(prof: Profile, model: nn.Module) -> "torch.Tensor":
+def ann_correct(prof: Profile, model: nn.Module) -> torch.Tensor:
     """Which of the profile's simulated test images ``model`` gets right: the ANN side of
     every matched comparison (the SNNs of :func:`simulated` run on the same images)."""
     return correct_per_image(model, *_test_set(prof))
@@ -227,8 +231,6 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
     after the variance penalty) and ``seconds`` (wall time of each step in this call: long
     where it computed, short where it read the cache).
     """
-    import time
-
     c = prof.cifar
     if c is None:
         raise ValueError(f"profile {prof.name!r} has no 'cifar' section")
@@ -250,45 +252,9 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
                      for step, _, info in steps]
         right = step_right["clipping"]  # the clipped ANN is the one converted
         x_stats = load_split(c.dataset, "train", min(2000, c.train_subset or 2000), c.seed)[0]
-        learned = learned_thresholds(clip)
-        for stage, net in (("trained", ann), ("variance penalty", vp)):
-            for n, st in layer_statistics(net, x_stats).items():
-                layer_rows.append({"model": model, "stage": stage, "layer": n, "tail": st["tail"],
-                                   "max": st["max"], "min": st["min"],
-                                   "theta_p": learned[n].theta_p, "theta_n": learned[n].theta_n})
-        for (n, bn_a), (_, bn_v) in zip(_batch_norms(ann), _batch_norms(vp)):
-            eta_rows.append({"model": model, "bn": n, "eta_trained": bn_variance_penalty(bn_a, th_cfg.vp_eps).item(),
-                             "eta_variance_penalty": bn_variance_penalty(bn_v, th_cfg.vp_eps).item()})
-        sims = {}
-        runs = [("none", None)] + [(m, T) for T in c.calibration_T for m in CIFAR_METHODS if m in c.methods]
-        for method, T in runs:
-            start = time.perf_counter()
-            if method == "none":
-                v_init = c.calibration_config("joint", c.calibration_T[0]).v_init
-                snn_label = clipped_label(th_cfg, "signed", v_init)
-                make = lambda cfg=cfg, v_init=v_init: (  # noqa: E731
-                    converted_snn(cfg, th_cfg, "signed", progress, v_init)[1])
-            else:
-                cal = c.calibration_config(method, T)
-                snn_label = calibrated_label(th_cfg, cal)
-                snn, _ = calibrated_snn(cfg, th_cfg, cal, progress=progress)
-                make = lambda snn=snn: snn  # noqa: E731
-            # the images of x_test: cfg has the dataset and seed of c
-            sim = simulation(cfg, snn_label, make, c.test_subset, c.T_max, progress)
-            times.append({"model": model, "step": f"{method} T={T}" if T else "conversion",
-                          "seconds": time.perf_counter() - start})
-            sims[method, T] = sim
-            label = {"model": model, "dataset": c.dataset, "width": c.width, "calibration": method,
-                     "calibrated_T": T, "profile": prof.name}
-            rows = curve_rows(sim, right, **label)
-            curves += rows
-            for t in c.calibration_T if T is None else (T,):
-                r = rows[t - 1]
-                summary.append({"model": model, "dataset": c.dataset, "width": c.width,
-                                "method": CIFAR_METHODS[method], "calibration": method, "T": t,
-                                **{k: r[k] for k in ("ann_acc", "ann_se", "snn_acc", "snn_se")},
-                                "delta_acc": r["gap"], "delta_low": r["gap_low"], "delta_high": r["gap_high"],
-                                "test_images": r["test_images"], "profile": prof.name})
+        layer_rows += _cifar_layer_rows(model, ann, vp, clip, x_stats)
+        eta_rows += _cifar_eta_rows(model, ann, vp, th_cfg.vp_eps)
+        sims = _cifar_snn_runs(prof, model, cfg, th_cfg, right, summary, curves, times, progress)
         pairs += _cifar_pairs(sims, c.calibration_T, model=model, dataset=c.dataset, width=c.width)
     settings = pd.DataFrame([{"profile": prof.name, **{k: (list(v) if isinstance(v, tuple) else v)
                                                         for k, v in asdict(c).items()}}])
@@ -298,6 +264,62 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
     return {"summary": summary.reset_index(drop=True), "snn_acc": pd.DataFrame(curves), "pairs": pd.DataFrame(pairs),
             "ann_acc": pd.DataFrame(ann_rows), "layers": pd.DataFrame(layer_rows), "bn_eta": pd.DataFrame(eta_rows),
             "seconds": pd.DataFrame(times), "settings": settings}
+
+
+def _cifar_snn_runs(prof: Profile, model: str, cfg: ANNConfig, th_cfg: ThresholdConfig, right: torch.Tensor,
+                    summary: list, curves: list, times: list, progress: bool) -> dict:
+    """Convert and calibrate one CIFAR-10 model with each method at each T and simulate every
+    SNN on the test images; appends to ``summary``, ``curves`` and ``times`` and returns the
+    simulations by ``(method, T)``."""
+    c = prof.cifar
+    sims = {}
+    runs = [("none", None)] + [(m, T) for T in c.calibration_T for m in CIFAR_METHODS if m in c.methods]
+    for method, T in runs:
+        start = time.perf_counter()
+        if method == "none":
+            v_init = c.calibration_config("joint", c.calibration_T[0]).v_init
+            snn_label = clipped_label(th_cfg, "signed", v_init)
+            make = lambda cfg=cfg, v_init=v_init: (  # noqa: E731
+                converted_snn(cfg, th_cfg, "signed", progress, v_init)[1])
+        else:
+            cal = c.calibration_config(method, T)
+            snn_label = calibrated_label(th_cfg, cal)
+            snn, _ = calibrated_snn(cfg, th_cfg, cal, progress=progress)
+            make = lambda snn=snn: snn  # noqa: E731
+        # the images of x_test: cfg has the dataset and seed of c
+        sim = simulation(cfg, snn_label, make, c.test_subset, c.T_max, progress)
+        times.append({"model": model, "step": f"{method} T={T}" if T else "conversion",
+                      "seconds": time.perf_counter() - start})
+        sims[method, T] = sim
+        label = {"model": model, "dataset": c.dataset, "width": c.width, "calibration": method,
+                 "calibrated_T": T, "profile": prof.name}
+        rows = curve_rows(sim, right, **label)
+        curves += rows
+        for t in c.calibration_T if T is None else (T,):
+            r = rows[t - 1]
+            summary.append({"model": model, "dataset": c.dataset, "width": c.width,
+                            "method": CIFAR_METHODS[method], "calibration": method, "T": t,
+                            **{k: r[k] for k in ("ann_acc", "ann_se", "snn_acc", "snn_se")},
+                            "delta_acc": r["gap"], "delta_low": r["gap_low"], "delta_high": r["gap_high"],
+                            "test_images": r["test_images"], "profile": prof.name})
+    return sims
+
+
+def _cifar_layer_rows(model: str, ann: nn.Module, vp: nn.Module, clip: nn.Module, x_stats: torch.Tensor) -> list[dict]:
+    """Each layer's tail and extremes before and after the variance penalty, beside the
+    thresholds the clipping step learned."""
+    learned = learned_thresholds(clip)
+    return [{"model": model, "stage": stage, "layer": n, "tail": st["tail"], "max": st["max"], "min": st["min"],
+             "theta_p": learned[n].theta_p, "theta_n": learned[n].theta_n}
+            for stage, net in (("trained", ann), ("variance penalty", vp))
+            for n, st in layer_statistics(net, x_stats).items()]
+
+
+def _cifar_eta_rows(model: str, ann: nn.Module, vp: nn.Module, eps: float) -> list[dict]:
+    """The batch-norm form of eta of every BN layer, before and after the variance penalty."""
+    return [{"model": model, "bn": n, "eta_trained": bn_variance_penalty(bn_a, eps).item(),
+             "eta_variance_penalty": bn_variance_penalty(bn_v, eps).item()}
+            for (n, bn_a), (_, bn_v) in zip(_batch_norms(ann), _batch_norms(vp))]
 
 
 def _cifar_pairs(sims: dict, Ts, **labels) -> list[dict]:

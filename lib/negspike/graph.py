@@ -148,7 +148,7 @@ _FOLDABLE = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 def _is_activation_module(m: nn.Module) -> bool:
-    from .threshold import is_activation
+    from .activations import is_activation
 
     return is_activation(m)
 

@@ -7,11 +7,12 @@ one too, sits in a column named ``ann_acc_all_test``.
 """
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 from .stats import TWithin, accuracy_se, paired_difference
 
-__all__ = ["MATCHED_COLUMNS", "curve_rows", "summary_row", "pair_rows"]
+__all__ = ["MATCHED_COLUMNS", "curve_rows", "summary_row", "pair_rows", "pair_at", "reading"]
 
 #: Columns of every accuracy-against-T table the studies write.
 MATCHED_COLUMNS = ("T", "test_images", "ann_acc", "ann_se", "snn_acc", "snn_se", "gap", "gap_low", "gap_high")
@@ -73,3 +74,19 @@ def pair_rows(a: str, sim_a: dict, b: str, sim_b: dict, Ts, **labels) -> list[di
                      "diff": p.diff, "se": p.se, "low": p.low, "high": p.high, "p_value": p.p_value,
                      "only_a": p.only_a, "only_b": p.only_b})
     return rows
+
+
+def pair_at(pairs: pd.DataFrame, a: str, b: str, T: int) -> pd.Series | None:
+    """The row of a pairs table (:func:`pair_rows`) comparing ``a`` with ``b``, both at ``T``;
+    None when the table has no such comparison."""
+    if pairs.empty:
+        return None
+    m = pairs[(pairs["a"] == a) & (pairs["b"] == b) & (pairs["T_a"] == T) & (pairs["T_b"] == T)]
+    return None if m.empty else m.iloc[0]
+
+
+def reading(row, a: str, b: str) -> str:
+    """Which of ``a`` and ``b`` a pairs row's 95% interval favours, or ``'within noise'``."""
+    if row["low"] <= 0 <= row["high"]:
+        return "within noise"
+    return f"{a} better" if row["diff"] > 0 else f"{b} better"

@@ -2,6 +2,8 @@
 
 The book's own neurons, which keep the Leaky ReLU for fluctuating inputs, are in
 :mod:`negspike.tracking`; :func:`negspike.tracking.make_neuron` builds any neuron by kind.
+The classes here hold the state and the thresholds; their time loops are in
+:mod:`negspike.kernels`.
 
 Sign convention (the one the whole library uses; see DESIGN.md 4.1)
 ------------------------------------------------------------------
@@ -31,161 +33,25 @@ recurrence loops over time.
 """
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import nn
+
+from .kernels import _integrate_and_fire, _SignedBPTT, _steps_like, _use_count, spike
 
 __all__ = ["spike", "SpikingNeuron", "IFNeuron", "SignedIFNeuron", "IBTNeuron"]
 
 
-class _SigmoidSurrogateSpike(torch.autograd.Function):
-    """Heaviside step forward; derivative of a sigmoid of slope ``kappa`` backward."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, kappa: float) -> torch.Tensor:
-        ctx.save_for_backward(x)
-        ctx.kappa = kappa
-        return (x >= 0).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_out: torch.Tensor):
-        (x,) = ctx.saved_tensors
-        sg = torch.sigmoid(ctx.kappa * x)
-        return grad_out * ctx.kappa * sg * (1 - sg), None
-
-
-def spike(x: torch.Tensor, kappa: float = 6.7) -> torch.Tensor:
-    """Heaviside step ``H(x) = [x >= 0]`` with a sigmoid surrogate gradient (eq. 32).
-
-    The forward pass is the exact step; the backward pass returns
-    ``kappa * g * (1 - g)`` with ``g = sigmoid(kappa * x)``.
-    """
-    if kappa <= 0:
-        raise ValueError(f"kappa must be positive, got {kappa}")
-    return _SigmoidSurrogateSpike.apply(x, kappa)
-
-
-# Elements of one block of the neuron loop on the CPU. The loop runs every time step of a
-# chunk on one block of samples before it moves to the next, so that the block's membrane,
-# input, output and scratch (5 x 1 MiB) stay in cache instead of streaming each of the
-# seven passes per step through main memory (Net4's first layer at batch 256 holds 19 MB).
-# Blocks much smaller than this make many short multi-threaded operations, whose thread
-# synchronisation costs more than the cache saves, badly so when the cores are shared.
-CPU_BLOCK = 1 << 18
-
-_storage_use_count = getattr(torch._C, "_storage_Use_Count", None)
-
-
-def _use_count(t: torch.Tensor) -> int | None:
-    """How many tensors (and storage objects) hold the memory of ``t``; None if unknown."""
-    if _storage_use_count is None:
-        return None
-    try:  # a private API: without it nothing is reused
-        return _storage_use_count(t.untyped_storage()._cdata)
-    except Exception:
-        return None
-
-
-def _steps_like(v: torch.Tensor, steps: int) -> torch.Tensor:
-    """Uninitialised ``[steps, *v.shape]`` whose every step has ``v``'s memory layout
-    (channels-last stays channels-last), and which folds to ``[steps * batch, ...]`` as a view."""
-    if v.dim() == 4 and not v.is_contiguous() and v.is_contiguous(memory_format=torch.channels_last):
-        flat = torch.empty((steps * v.shape[0], *v.shape[1:]), dtype=v.dtype, device=v.device,
-                           memory_format=torch.channels_last)
-        return flat.view(steps, *v.shape)
-    return v.new_empty((steps, *v.shape))
-
-
-@torch.no_grad()
-def _integrate_and_fire(cur, v, p_th, n_th, pv, nv, u_all=None, count=False, out=None):
-    """The neuron's recurrence over ``cur`` ([steps, batch, ...]) from membrane ``v``.
-
-    Thresholds are Python scalars; ``n_th is None`` means no negative spikes. The neuron
-    is memory bound, so each step is a few in-place passes over preallocated buffers, and
-    on the CPU the batch is cut into blocks of about :data:`CPU_BLOCK` elements that run
-    all steps while they are in cache. Returns the outputs (spike magnitudes, laid out
-    like ``v``; written into ``out`` when given), the final membrane and, with ``count``,
-    the numbers of positive and negative spikes (else ``None``). ``u_all``, when given,
-    receives the membrane after integration and before reset at every step (for BPTT).
-    """
-    v = v.clone()
-    steps, batch = cur.shape[0], v.shape[0]
-    if out is None:
-        out = _steps_like(v, steps)
-    per_sample = max(1, v[0].numel()) if batch else 1
-    rows = max(1, min(batch, CPU_BLOCK // per_sample)) if v.device.type == "cpu" else max(1, batch)
-    pos_buf = torch.empty_like(v[:rows])
-    neg_buf = torch.empty_like(v[:rows]) if n_th is not None else None
-    if count:  # spikes of each block and step, summed from the 0/1 masks while in cache
-        dims = tuple(range(v.dim()))
-        n_sums = -(-batch // rows) * steps
-        # A float32 sum of 0/1 values is exact below 2**24 elements and avoids a float64
-        # copy of the block per sum; only larger blocks (on a GPU) need float64.
-        exact = v.dtype if v[:rows].numel() < 2**24 else torch.float64
-        sums = torch.zeros(2, n_sums, dtype=exact, device=v.device)
-    k = 0
-    for b0 in range(0, batch, rows):
-        b1 = min(batch, b0 + rows)
-        vb, cb, ob = v[b0:b1], cur[:, b0:b1], out[:, b0:b1]
-        pos = pos_buf[: b1 - b0]
-        neg = neg_buf[: b1 - b0] if neg_buf is not None else None
-        for t in range(steps):
-            vb.add_(cb[t])
-            if u_all is not None:
-                u_all[t, b0:b1].copy_(vb)
-            torch.ge(vb, p_th, out=pos)
-            torch.mul(pos, pv, out=ob[t])
-            vb.sub_(pos, alpha=p_th)
-            if count:
-                torch.sum(pos, dims, dtype=exact, out=sums[0, k])
-            if neg is not None:
-                torch.le(vb, n_th, out=neg)  # v >= 0 here after a positive spike
-                ob[t].add_(neg, alpha=nv)
-                vb.sub_(neg, alpha=n_th)
-                if count:
-                    torch.sum(neg, dims, dtype=exact, out=sums[1, k])
-            k += 1
-    counts = None
-    if count:
-        counts = tuple(int(c) for c in sums.sum(1, dtype=torch.float64).tolist())
-    return out, v, counts
-
-
-class _SignedBPTT(torch.autograd.Function):
-    """The whole recurrence of an (optionally signed) IF neuron over ``T`` steps, with BPTT.
-
-    Same dynamics and surrogate gradients as the step-by-step autograd loop, but the
-    forward pass runs in place and the backward pass is written out, which saves most of
-    the memory traffic of a generic autograd graph. Thresholds are fixed scalars here.
-    """
-
-    @staticmethod
-    def forward(ctx, cur, v, p_th, n_th, pv, nv, kappa):
-        u_all = _steps_like(v, cur.shape[0])
-        out, v, _ = _integrate_and_fire(cur, v.detach(), p_th, n_th, pv, nv, u_all)
-        ctx.save_for_backward(u_all)
-        ctx.consts = (p_th, n_th, pv, nv, kappa)
-        return out, v
-
-    @staticmethod
-    def backward(ctx, grad_out, grad_v):
-        (u_all,) = ctx.saved_tensors
-        p_th, n_th, pv, nv, kappa = ctx.consts
-        gv = torch.zeros_like(u_all[0]) if grad_v is None else grad_v.clone()
-        grad_out = torch.zeros_like(u_all) if grad_out is None else grad_out
-        grad_cur = torch.empty_like(u_all)
-        for t in range(u_all.shape[0] - 1, -1, -1):
-            u = u_all[t]
-            sp = torch.sigmoid(kappa * (u - p_th))
-            gp = kappa * sp * (1 - sp)  # d pos / d u
-            # d out / d u = pv gp (- nv gn);  d v_t / d u = 1 - P_th gp (+ N_th gn)
-            du = grad_out[t] * pv * gp + gv * (1 - p_th * gp)
-            if n_th is not None:
-                sn = torch.sigmoid(kappa * (n_th - u))
-                gn = kappa * sn * (1 - sn)  # -(d neg / d u)
-                du = du - grad_out[t] * nv * gn + gv * (n_th * gn)
-            grad_cur[t] = du
-            gv = du
-        return grad_cur, gv, None, None, None, None, None
+def _count_arg(value, what: str, least: int) -> int:
+    """``value`` as an int of at least ``least`` (NumPy integers too), else a ValueError naming ``what``."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = None
+    if n is None or n < least:
+        raise ValueError(f"{what} must be an integer >= {least}, got {value!r}")
+    return n
 
 
 def _threshold(value: float | torch.Tensor, name: str) -> nn.Parameter:
@@ -202,9 +68,12 @@ class SpikingNeuron(nn.Module):
     Subclasses define the thresholds as properties: ``p_th`` and ``pos_value`` (the
     magnitude a positive spike carries), and for signed neurons ``n_th`` and ``neg_value``.
 
-    Before a forward pass the simulator sets ``steps`` (time steps in this chunk) and
-    ``batch``. The membrane persists across calls until :meth:`reset`, so a long
-    simulation can run in chunks of time steps.
+    The time axis is explicit: :meth:`run` takes a constant input and a number of steps, or
+    a time-major input ``[steps, batch, ...]``, and returns ``[steps, batch, ...]``. Inside a
+    network, where a neuron is called as a module on time folded into the batch,
+    :meth:`set_time` tells it the axis (the :class:`~negspike.convert.SNN` does this for every
+    neuron). The membrane persists across calls until :meth:`reset`, so a long simulation can
+    run in chunks of time steps.
     """
 
     def __init__(self, v_init: float = 0.0, kappa: float = 6.7) -> None:
@@ -244,6 +113,36 @@ class SpikingNeuron(nn.Module):
         if self.v0 is not None:
             v = v + self.v0
         return v
+
+    def set_time(self, steps: int, batch: int | None = None) -> None:
+        """The time axis of the next calls: inputs hold ``steps`` time steps of ``batch`` samples,
+        folded time-major into the first dimension (or are one constant ``[batch, ...]``)."""
+        steps, batch = _count_arg(steps, "number of time steps", 1), None if batch is None else _count_arg(batch, "batch", 0)
+        self.steps, self.batch = steps, batch
+
+    def time_major(self, out: torch.Tensor) -> torch.Tensor:
+        """An output of the last call, ``[steps * batch, ...]``, viewed as ``[steps, batch, ...]``."""
+        return out.view(self.steps, -1, *out.shape[1:])
+
+    def run(self, currents: torch.Tensor, steps: int | None = None, fresh: bool = True) -> torch.Tensor:
+        """The outputs ``[steps, batch, ...]`` (spike magnitudes) for ``currents``.
+
+        With ``steps`` given, ``currents`` is ``[batch, ...]``, the same input at every step;
+        without, it is time-major ``[steps, batch, ...]``. ``fresh=True`` starts from a reset
+        membrane; ``fresh=False`` continues from the present one (a simulation in chunks).
+        """
+        if steps is None:
+            if currents.dim() < 2:
+                raise ValueError("a time-major input needs shape [steps, batch, ...]; for a constant "
+                                 f"input give steps (got shape {tuple(currents.shape)})")
+            steps, batch = currents.shape[:2]
+            currents = currents.reshape(steps * batch, *currents.shape[2:])
+        else:
+            batch = currents.shape[0]
+        if fresh:
+            self.reset()
+        self.set_time(steps, batch)
+        return self(currents).view(steps, batch, *currents.shape[1:])
 
     def _currents(self, x: torch.Tensor) -> torch.Tensor:
         steps, batch = self.steps, self.batch

@@ -26,7 +26,8 @@ from .convert import convert
 from .pipeline import load_split
 from .simulate import check_inputs, simulate
 from .threshold import activation_thresholds
-from .train import evaluate_ann, seed_everything, train_ann
+from .train import evaluate_ann, train_ann
+from .utils import seed_everything
 
 __all__ = ["OwnNetworkConfig", "FunctionalNet", "torchvision_resnet18", "output_convergence", "own_network_key",
            "train_functional_net", "own_network_study"]

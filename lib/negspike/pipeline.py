@@ -6,11 +6,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .activations import activation_sites
 from .cache import cached
 from .data import DATASETS, load_dataset
 from .models import build_model
-from .threshold import Thresholds, activation_sites
-from .train import evaluate_ann, seed_everything, train_ann
+from .threshold import Thresholds
+from .train import evaluate_ann, train_ann
+from .utils import seed_everything
 
 __all__ = [
     "ANNConfig",
@@ -152,7 +154,7 @@ def vp_key(cfg: ANNConfig, th: ThresholdConfig) -> dict:
 
 def variance_finetuned_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bool = True):
     """The trained ANN fine-tuned with the variance penalty (cached). Returns ``(model, record)``."""
-    from .threshold import VariancePenalty
+    from .variance_penalty import VariancePenalty
 
     def build():
         model, _ = trained_ann(cfg, device, progress)
@@ -189,7 +191,8 @@ def clip_key(cfg: ANNConfig, th: ThresholdConfig) -> dict:
 
 def clipped_ann(cfg: ANNConfig, th: ThresholdConfig, device="auto", progress: bool = True):
     """The (variance-fine-tuned) ANN with trainable clipping layers, trained with L2 on them (cached)."""
-    from .threshold import activation_thresholds, add_clipping, clip_l2, TrainableClip
+    from .clipping import TrainableClip, add_clipping, clip_l2
+    from .threshold import activation_thresholds
 
     def base():
         if th.use_variance_penalty:

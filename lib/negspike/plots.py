@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from .results import atomic_write
+from .results import RESULTS_DIR, atomic_write
 
 __all__ = ["COLORS", "METHOD_COLORS", "PALETTE", "RESULTS_DIR", "FIG_WIDTH", "use_style", "savefig", "figure_path",
            "sawtooth", "STAGE_COLORS", "threshold_histogram", "zoom_limits", "settled_T",
@@ -70,10 +70,6 @@ METHOD_COLORS: dict[str, tuple[float, float, float]] = {
 #: dpi of 110) without being scaled down; wider figures shrink, and their fonts with them.
 FIG_WIDTH = 6.8
 
-#: ``results/`` at the repository root (the library is installed editable from ``lib/``).
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "results"
-
-
 def use_style(dpi: int = 110, context: str = "notebook") -> None:
     """Set the book's plotting style: seaborn ``whitegrid``, the colour-blind palette, ``dpi``.
 
@@ -89,7 +85,6 @@ def use_style(dpi: int = 110, context: str = "notebook") -> None:
             "savefig.bbox": "tight",
             "figure.figsize": (6.4, 3.8),
             "figure.constrained_layout.use": True,
-            "axes.titlesize": "medium",
             "axes.titleweight": "bold",
             "legend.frameon": True,
             "legend.framealpha": 0.9,

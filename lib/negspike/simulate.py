@@ -11,7 +11,7 @@ from torch import nn
 
 from .convert import SNN
 from .data import TensorLoader
-from .train import memory_format_for, progress_bar, select_device
+from .utils import memory_format_for, progress_bar, select_device
 
 __all__ = ["SimulationResult", "simulate", "check_inputs", "count_macs", "fanouts"]
 
@@ -147,7 +147,7 @@ def simulate(
     accuracy at every ``T <= T_max``, firing rates per layer (positive and
     negative spikes separately) and synaptic operations. Small chunks of steps keep the
     buffers in cache; on a 2-core CPU batch 128 with chunks of 4 steps was fastest.
-    Image batches run in channels-last memory format (:func:`~negspike.train.memory_format_for`),
+    Image batches run in channels-last memory format (:func:`~negspike.utils.memory_format_for`),
     as the ANN does, which speeds up the convolutions; the SNN is handed back in NCHW.
     """
     if not isinstance(T_max, int) or T_max < 1:
