@@ -1,9 +1,66 @@
 """Small helpers the book's chapters share, so that a chapter's cells show its idea."""
 from __future__ import annotations
 
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
 
-__all__ = ["show", "pct", "pm", "pm_format", "points", "diff_text", "t_range", "at_T", "duration", "run_times"]
+from .profiles import Profile, load_profile
+
+__all__ = ["Chapter", "start_chapter", "show", "pct", "pm", "pm_format", "points", "diff_text", "t_range", "at_T", "duration", "run_times"]
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """One run of a chapter (:func:`start_chapter`): its name, its profile and its clock."""
+
+    name: str
+    prof: Profile
+    started: float
+
+    @property
+    def profile(self) -> str:
+        """The profile's name: results go to ``results/<profile>/``."""
+        return self.prof.name
+
+    @property
+    def results(self) -> Path:
+        """``results/<profile>/``, where the chapter writes its tables."""
+        from .results import RESULTS_DIR
+
+        return RESULTS_DIR / self.profile
+
+    def savefig(self, fig, name: str) -> Path:
+        """Save ``fig`` as ``results/<profile>/figures/<name>``; returns the path."""
+        from .plots import figure_path, savefig
+
+        return savefig(fig, figure_path(self.profile, name))
+
+    def run_times(self) -> str:
+        """The closing "Run time" paragraph: this run's time and the recorded ones (:func:`run_times`)."""
+        return run_times(self.name, self.profile, time.perf_counter() - self.started)
+
+
+def start_chapter(name: str, profile: str, threads: int | None = None) -> Chapter:
+    """What every chapter does first: read the profile (``NEGSPIKE_PROFILE``, which nbval sets,
+    wins over the papermill parameter ``profile``), set the book's plot style, create
+    ``results/<profile>/`` and start the clock. ``threads`` caps torch's threads (small demos)."""
+    import torch
+
+    from .plots import use_style
+
+    prof = load_profile(os.environ.get("NEGSPIKE_PROFILE", profile))
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+    use_style()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    chapter = Chapter(name, prof, time.perf_counter())
+    chapter.results.mkdir(parents=True, exist_ok=True)
+    return chapter
 
 
 def show(df: pd.DataFrame, fmt=None, precision: int = 3) -> None:

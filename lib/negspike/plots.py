@@ -22,9 +22,9 @@ import seaborn as sns
 
 from .results import RESULTS_DIR, atomic_write
 
-__all__ = ["COLORS", "METHOD_COLORS", "PALETTE", "RESULTS_DIR", "FIG_WIDTH", "use_style", "savefig", "figure_path",
+__all__ = ["COLORS", "METHOD_COLORS", "METHOD_LABELS", "PALETTE", "RESULTS_DIR", "FIG_WIDTH", "use_style", "savefig", "figure_path",
            "sawtooth", "STAGE_COLORS", "threshold_histogram", "zoom_limits", "settled_T",
-           "zoom_figure", "mark_zoom"]
+           "zoom_figure", "mark_zoom", "zoom_on_ann"]
 
 #: The seaborn palette of the book (colour-blind safe).
 PALETTE = "colorblind"
@@ -64,6 +64,15 @@ METHOD_COLORS: dict[str, tuple[float, float, float]] = {
     "spikingjelly": _pal[7],
     "tracking": COLORS["tracking"],
     "pair": COLORS["pair"],
+}
+
+#: One short label per method of :data:`METHOD_COLORS` (legends, tables): the same words in every chapter.
+METHOD_LABELS: dict[str, str] = {
+    "none": "no calibration",
+    "layerwise": "layer-wise",
+    "average": "joint, average",
+    "cosine": "joint, cosine",
+    "sigmoid": "joint, sigmoid",
 }
 
 #: Width in inches of a figure that fills the book's content column (about 750 px at the default
@@ -239,3 +248,20 @@ def mark_zoom(ax_full: plt.Axes, ax_zoom: plt.Axes) -> None:
     ax_full.add_patch(mpl.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, facecolor="0.5", alpha=0.18, lw=0,
                                             zorder=0))
     ax_full.set_title("full range (shaded: the panel below)", fontsize=10, fontweight="normal")
+
+
+def zoom_on_ann(ax_full: plt.Axes, ax: plt.Axes, wide, ann_acc: float, T_max: int, title: str,
+                ncol: int = 3, legend_y: float = -0.16) -> int:
+    """Finish a :func:`zoom_figure` of accuracy (fractions, drawn in %) against T in both panels:
+    the full panel from 0 to 100 %, the zoom from the first T at which every curve of ``wide``
+    (one column per curve, T as index) stays within 3 points of ``ann_acc``, scaled to the
+    curves there and the ANN; the legend below the zoom, the zoom shaded in the full panel.
+    ``title`` may name ``{T_zoom}``. Returns the first T of the zoom."""
+    ax_full.set(ylabel="accuracy (%)", ylim=(0, 100))
+    T_zoom = settled_T(wide, ann_acc, 0.03)
+    in_band = np.append(wide[wide.index >= T_zoom].to_numpy().ravel(), ann_acc)
+    ax.set(xlabel="time steps T", ylabel="test accuracy (%)", xlim=(T_zoom - 0.5, T_max + 0.5),
+           ylim=zoom_limits(100 * in_band, pad=0.08, ceil=100), title=title.format(T_zoom=T_zoom))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, legend_y), ncol=ncol, fontsize=9.5)
+    mark_zoom(ax_full, ax)
+    return T_zoom
