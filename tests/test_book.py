@@ -113,3 +113,38 @@ def test_run_chapter_records_versions_and_hardware():
     assert facts["packages"]["negspike"] and facts["python"].count(".") == 2
     assert facts["cpu"] and facts["cpu_count"] >= facts["cpus_usable"] >= 1
     assert ("gpu" in facts) and (facts["gpu"] is None) == (not torch.cuda.is_available())
+
+
+# --- chapter support (negspike.book.start_chapter, negspike.plots.zoom_on_ann) ---
+
+def test_start_chapter_takes_the_environment_profile_and_writes_under_it(monkeypatch, tmp_path):
+    import negspike.results
+    from negspike.book import start_chapter
+
+    monkeypatch.setattr(negspike.results, "RESULTS_DIR", tmp_path)
+    monkeypatch.setenv("NEGSPIKE_PROFILE", "smoke")
+    ch = start_chapter("if_neuron", "quick")  # nbval sets the variable: it wins over the parameter
+    assert ch.profile == "smoke" and ch.prof.name == "smoke"
+    assert ch.results == tmp_path / "smoke" and ch.results.is_dir()
+    monkeypatch.delenv("NEGSPIKE_PROFILE")
+    assert start_chapter("if_neuron", "quick").profile == "quick"
+    assert "profile `quick`" in start_chapter("if_neuron", "quick").run_times()
+
+
+def test_zoom_on_ann_starts_where_every_curve_stays_near_the_ann():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from negspike.plots import zoom_figure, zoom_on_ann
+
+    wide = pd.DataFrame({"a": [0.1, 0.5, 0.88, 0.89, 0.90], "b": [0.2, 0.86, 0.80, 0.895, 0.91]}, index=range(1, 6))
+    fig, ax_full, ax = zoom_figure()
+    for a in (ax_full, ax):
+        for c in wide:
+            a.plot(wide.index, 100 * wide[c], label=c)
+    T_zoom = zoom_on_ann(ax_full, ax, wide, 0.9, 5, "from {T_zoom}")
+    assert T_zoom == 4  # b is 10 points below the ANN at T = 3
+    lo, hi = ax.get_ylim()
+    assert lo < 89 < 91 < hi and lo > 80  # the curves from T = 4 and the ANN, not the early points
+    assert ax.get_title() == "from 4" and ax_full.get_ylim() == (0, 100)
+    plt.close(fig)
