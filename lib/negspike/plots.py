@@ -24,7 +24,7 @@ from .results import RESULTS_DIR, atomic_write
 
 __all__ = ["COLORS", "METHOD_COLORS", "METHOD_LABELS", "PALETTE", "RESULTS_DIR", "FIG_WIDTH", "use_style", "savefig", "figure_path",
            "sawtooth", "STAGE_COLORS", "threshold_histogram", "zoom_limits", "settled_T",
-           "zoom_figure", "mark_zoom", "zoom_on_ann"]
+           "zoom_figure", "mark_zoom", "zoom_on_ann", "legend_panel"]
 
 #: The seaborn palette of the book (colour-blind safe).
 PALETTE = "colorblind"
@@ -265,3 +265,10 @@ def zoom_on_ann(ax_full: plt.Axes, ax: plt.Axes, wide, ann_acc: float, T_max: in
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, legend_y), ncol=ncol, fontsize=9.5)
     mark_zoom(ax_full, ax)
     return T_zoom
+
+
+def legend_panel(axes, title: str) -> None:
+    """In a 2 x 2 grid whose fourth panel is left for it, the first panel's legend in the fourth."""
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[1, 1].axis("off")
+    axes[1, 1].legend(handles, labels, loc="center", title=title)

@@ -9,7 +9,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from ..plots import COLORS, PALETTE, threshold_histogram
+from ..plots import COLORS, PALETTE, legend_panel, threshold_histogram
 
 _pal = sns.color_palette(PALETTE)
 # One colour per threshold method, in the order of the threshold marks of the histograms
@@ -87,8 +87,6 @@ def range_usage(usage: pd.DataFrame, methods: Sequence[str], layers: Sequence[st
                    color=_METHOD_COLORS[i])
         ax.set(xticks=xpos, xticklabels=layers, title=title, ylabel="%")
         ax.grid(False, axis="x")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    axes[1, 1].axis("off")
-    axes[1, 1].legend(handles, labels, loc="center", title="thresholds")
+    legend_panel(axes, "thresholds")
     fig.suptitle("How much of the rate range the activations use", fontweight="bold")
     return fig

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..plots import COLORS, STAGE_COLORS, threshold_histogram
+from ..plots import COLORS, STAGE_COLORS, legend_panel, threshold_histogram
 
 __all__ = ["eta_signed_vs_magnitude", "eta_per_epoch", "channels_before_after", "tails_thresholds"]
 
@@ -85,8 +85,6 @@ def tails_thresholds(before_after: pd.DataFrame, layers: list[str]) -> Figure:
         ax.axhline(1, color=STAGE_COLORS["trained"], lw=1.2, label="trained (= 1)")
         ax.set(xticks=xpos, xticklabels=layers, title=titles[col], ylabel="relative to the trained model")
         ax.grid(False, axis="x")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    axes[1, 1].axis("off")
-    axes[1, 1].legend(handles, labels, loc="center", title="model")
+    legend_panel(axes, "model")
     fig.suptitle("Tails and max thresholds after fine-tuning", fontweight="bold")
     return fig
