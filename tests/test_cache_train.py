@@ -54,7 +54,8 @@ LIB = Path(cache.__file__).parent
 # negspike.cache.STEP_CODE. A new module (a part split off another, say) must land in one of the two.
 # (stats, matched: standard errors and paired tests computed from cached records, after the
 # steps; paper: the paper's numbers.)
-OUTSIDE_RESULTS = {"__init__", "book", "cache", "plots", "profiles", "results", "stats", "matched", "paper", "claims", "traces"}
+OUTSIDE_RESULTS = {"__init__", "book", "cache", "plots", "profiles", "results", "stats", "matched", "paper", "claims", "traces",
+                   "depth", "rounding"}  # diagnostics computed afresh by the chapters, never cached
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from negspike import profiles
 from negspike.profiles import ProfileError, available_profiles, load_profile
@@ -82,6 +83,10 @@ def test_cifar_sections_of_the_shipped_profiles():
         ("cifar: {test_subset: 0}\n", r"test_subset=0 must be >= 1"),
         ("cifar: {calibration_epochs: 0}\n", r"need calibration_epochs >= 1"),
         ("chapters: [cifar10, no_such_chapter]\n", r"must be a list of chapters of _toc.yml"),
+        ("cifar: {own_neuron: signed}\n", r"own_neuron='signed': choose 'tracking' or 'pair'"),
+        ("cifar: {calibration_holdout: -1}\n", r"calibration_holdout >= 0"),
+        ("evaluation: {own_neuron: ibt}\n", r"own_neuron='ibt': choose 'tracking', 'pair' or null"),
+        ("calibration: {holdout: -5}\n", r"need holdout >= 0"),
     ],
 )
 def test_bad_cifar_settings_and_chapters_are_named(tmp_path, monkeypatch, text, match):
@@ -123,3 +128,34 @@ def test_chapter_sizes_come_from_any_profile_file(tmp_path):
     for path in sorted((ROOT / "book").glob("*.ipynb")):
         code = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
         assert "unknown profile" not in code and "SIZES = {" not in code, f"{path.name} hard-codes per-profile sizes"
+
+
+def test_the_own_neuron_runs_beside_the_papers_and_is_labelled_so(tmp_path, monkeypatch):
+    from negspike.experiments import CIFAR_METHODS, OWN_METHODS, study_calibration, study_methods
+
+    cpu = load_profile("cifar-cpu").cifar
+    own = cpu.calibration_config("own", 8)
+    assert (own.method, own.weighting, own.neuron, own.T) == ("joint", "cosine", "tracking", (8,))
+    assert (own.holdout, own.checks) == (cpu.calibration_holdout, cpu.calibration_checks)
+    assert cpu.calibration_config("joint", 8).neuron == "signed", "the proposed row stays the paper's neuron"
+    assert all("not the paper's" in CIFAR_METHODS[m] for m in ("own", "own_none"))
+    quick = load_profile("quick")
+    assert study_methods(quick)[-2:] == tuple(OWN_METHODS)
+    assert study_calibration(quick, "own_cosine").neuron == "tracking"
+    assert study_calibration(quick, "cosine").neuron == "signed"
+    write(tmp_path, monkeypatch, "evaluation: {own_neuron: null}\n")
+    plain = load_profile("p")
+    assert "own_none" not in study_methods(plain)
+    with pytest.raises(ValueError, match="needs evaluation.own_neuron"):
+        study_calibration(plain, "own_none")
+
+
+def test_calibration_holdout_images_are_disjoint_and_leave_the_calibration_images_as_they_were():
+    from negspike.pipeline import ANNConfig, CalibrationConfig, calibration_images
+
+    cfg = ANNConfig(dataset="synthetic_fmnist")
+    x0, none = calibration_images(cfg, CalibrationConfig(subset=64))
+    x, (hx, hy) = calibration_images(cfg, CalibrationConfig(subset=64, holdout=32))
+    assert none is None and torch.equal(x, x0) and len(hx) == len(hy) == 32
+    flat = lambda t: {tuple(r.flatten()[:20].tolist()) for r in t}  # noqa: E731
+    assert not flat(hx) & flat(x), "a held-out image is also a calibration image"

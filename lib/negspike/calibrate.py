@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .activations import activation_sites
+from .calibration_guard import KeepBest
 from .calibration_objective import KAPPA_SCHEDULE, WEIGHTINGS, kappa_at, layer_loss, layer_weights
 from .convert import SNN
 from .data import TensorLoader
@@ -175,10 +176,12 @@ class _Calibration:
                 stop.remove()
 
     def descend(self, opt: torch.optim.Optimizer, loader: TensorLoader, desc: str, epoch: int, epochs: int,
-                batch_loss: Callable[[torch.Tensor], torch.Tensor], diverge: str | None = None) -> float:
+                batch_loss: Callable[[torch.Tensor], torch.Tensor], diverge: str | None = None,
+                after_step: Callable[[], None] | None = None) -> float:
         """One pass over ``loader`` (0-based ``epoch``), an optimiser step on ``batch_loss(batch)``
-        per batch; returns the sum of loss times batch size. ``diverge`` names the calibration
-        in the :class:`DivergenceError` raised on a loss that is not finite (None: no check)."""
+        per batch, then ``after_step()``; returns the sum of loss times batch size. ``diverge``
+        names the calibration in the :class:`DivergenceError` raised on a loss that is not
+        finite (None: no check)."""
         total = 0.0
         bar = progress_bar(loader, f"{desc} epoch {epoch + 1}/{epochs}", self.progress)
         for xb, _ in bar:
@@ -192,6 +195,8 @@ class _Calibration:
             opt.zero_grad(set_to_none=True)
             lo.backward()
             opt.step()
+            if after_step is not None:
+                after_step()
             total += value * len(xb)
             bar.set_postfix(loss=f"{value:.4f}")
         return total
@@ -258,6 +263,8 @@ def calibrate_joint(
     seed: int = 0,
     device="auto",
     progress: bool = True,
+    holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
+    checks: int = 1,
 ) -> pd.DataFrame:
     """Calibrate all layers of ``snn`` at once against ``ann`` (in place); return the loss history.
 
@@ -265,6 +272,12 @@ def calibrate_joint(
     calibrated network does not specialise to a single T). ``train`` chooses what is
     updated: ``weights``, ``biases``, ``thresholds``, ``v0`` (initial membranes). The
     history is a tidy table: epoch, layer, weight (averaged over the epoch), loss.
+
+    With ``holdout = (images, labels)`` (training images not in ``x``) the SNN is scored on
+    them before calibration and ``checks`` times per epoch, and ends in the best state seen
+    (:class:`~negspike.calibration_guard.KeepBest`): never worse than it started on those
+    images. The checks are in ``history.attrs["holdout"]`` (records of
+    :meth:`~negspike.calibration_guard.KeepBest.table`).
     """
     Ts = [T] if isinstance(T, int) else list(T)
     if not Ts or any((not isinstance(t, int)) or t < 1 for t in Ts):
@@ -284,6 +297,12 @@ def calibrate_joint(
         if "v0" in set(train):
             _ensure_v0(cal, x)
         opt = torch.optim.Adam(_trainable(snn, train), lr=lr)
+        guard = _start_guard(cal, holdout, Ts)
+        check_at = {round(total * k / (epochs * checks)) for k in range(1, epochs * checks + 1)}
+
+        def after_step() -> None:
+            if guard is not None and step in check_at:
+                guard.check(f"step {step}")
 
         def batch_loss(xb: torch.Tensor) -> torch.Tensor:
             nonlocal step
@@ -303,10 +322,33 @@ def calibrate_joint(
             sums.zero_()
             wsum.zero_()
             cal.descend(opt, loader, f"joint calibration ({weighting})", epoch, epochs, batch_loss,
-                        diverge="joint calibration")
+                        diverge="joint calibration", after_step=after_step)
             rows += [{"epoch": epoch + 1, "layer": n, "weight": float(wsum[i] / len(x)),
                       "loss": float(sums[i] / len(x)), "method": f"joint-{weighting}"} for i, n in enumerate(names)]
-    return pd.DataFrame(rows)
+        return _finish_guard(guard, pd.DataFrame(rows))
+
+
+def _start_guard(cal: _Calibration, holdout, Ts: list[int]) -> KeepBest | None:
+    """A :class:`KeepBest` over every parameter of the SNN, scored once before calibration, with the
+    ANN's accuracy on the held-out images as its reference."""
+    if holdout is None:
+        return None
+    x, y = holdout
+    with torch.no_grad():
+        right = sum(int((cal.targets(x[i:i + 256].to(cal.device))[READOUT].argmax(1).cpu() == y[i:i + 256]).sum())
+                    for i in range(0, len(x), 256))
+    guard = KeepBest(cal.snn, list(cal.snn.parameters()), holdout, Ts, cal.device, ann_acc=right / max(1, len(x)))
+    guard.check("start")
+    return guard
+
+
+def _finish_guard(guard: KeepBest | None, history: pd.DataFrame) -> pd.DataFrame:
+    """Put the best state back and attach the checks to the history."""
+    if guard is not None:
+        guard.restore()
+        # records, not a DataFrame: pandas compares attrs when it concatenates histories
+        history.attrs["holdout"] = guard.table().to_dict("records")
+    return history
 
 
 def _layer_params(snn: SNN, x: torch.Tensor) -> dict[str, list[nn.Module]]:
@@ -343,7 +385,10 @@ def _init_membranes(cal: _Calibration, x: torch.Tensor, T: int, batch_size: int)
         diff, mean_act = diff / len(x), mean_act / len(x)
         alpha = getattr(neuron, "alpha", 1.0)
         offset = torch.where(mean_act < 0, diff / alpha, diff) * T
-        neuron.v0 = nn.Parameter(offset + (neuron.v0 if neuron.v0 is not None else 0), requires_grad=False)
+        if neuron.v0 is None:
+            neuron.v0 = nn.Parameter(offset, requires_grad=False)
+        else:  # in place: a KeepBest holding this parameter can still restore it
+            neuron.v0.add_(offset)
     _reset_and_release(cal.snn)
 
 
@@ -363,18 +408,28 @@ def calibrate_layerwise(
     device="auto",
     progress: bool = True,
     layers: Iterable[str] | None = None,
+    holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> pd.DataFrame:
     """Layer-wise baseline: initial membranes from the mean ANN-SNN difference, then each
     layer in turn (shallow to deep, readout last) with BPTT on that layer's loss, changing
     only that layer's weights and biases. Errors of earlier layers reach later ones, which
     is the accumulation joint calibration avoids. Returns a tidy loss history.
+
+    With ``holdout = (images, labels)`` the SNN is scored before calibration, after the
+    membranes are set and after the last layer, and ends in the best of these states (see
+    :func:`calibrate_joint`).
     """
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be a positive integer, got {T!r}")
     rows = []
     with _Calibration(snn, ann, device, progress) as cal:
+        if holdout is not None:
+            _ensure_v0(cal, x)  # so that the state before the membranes are set can be restored
+        guard = _start_guard(cal, holdout, [T])
         if init_membranes:
             _init_membranes(cal, x, T, batch_size)
+            if guard is not None:
+                guard.check("membranes")
         groups = _layer_params(snn, x.to(cal.device))
         _set_kappa(snn, kappa)
         for name in list(groups) if layers is None else list(layers):
@@ -392,4 +447,6 @@ def calibrate_layerwise(
                 total = cal.descend(opt, loader, f"layer-wise calibration {name}", epoch, epochs, batch_loss)
                 rows.append({"epoch": epoch + 1, "layer": name, "weight": 1.0, "loss": total / len(x),
                              "method": "layer-wise"})
-    return pd.DataFrame(rows)
+        if guard is not None:
+            guard.check("all layers")  # only the whole network is scored: a check per layer costs a simulation
+        return _finish_guard(guard, pd.DataFrame(rows))

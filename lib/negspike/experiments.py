@@ -15,6 +15,7 @@ from torch import nn
 
 from .cache import cached
 from .convert import convert
+from .depth import layer_diagnosis
 from .matched import curve_rows, pair_rows, summary_row
 from .pipeline import (ANNConfig, CalibrationConfig, ThresholdConfig, calibrated_snn, clipped_ann, converted_snn,
                        load_split, trained_ann, variance_finetuned_ann)
@@ -26,7 +27,8 @@ from .train import correct_per_image
 from .variance_penalty import bn_variance_penalty
 
 __all__ = ["sim_key", "max_threshold_label", "clipped_label", "calibrated_label", "simulation", "simulated",
-           "conversion_baselines", "threshold_study", "calibration_study", "cifar_study",
+           "conversion_baselines", "threshold_study", "OWN_METHODS", "study_methods", "study_calibration",
+           "calibration_study", "cifar_study",
            "CIFAR_METHODS", "ann_correct"]
 
 
@@ -163,29 +165,55 @@ def threshold_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFr
             "snn_acc": pd.DataFrame(acc), "firing_rates": pd.DataFrame(rates)}
 
 
-def calibration_study(prof: Profile, methods=("none", "layerwise", "average", "cosine", "sigmoid"),
+# The book's own neuron (``evaluation.own_neuron``, not the paper's) beside the reproduction:
+# the same clipped ANN converted to it, and calibrated with the cosine weighting.
+OWN_METHODS = {"own_none": "none", "own_cosine": "cosine"}
+
+
+def study_methods(prof: Profile) -> tuple[str, ...]:
+    """The calibrations of :func:`calibration_study`: the paper's, then the own neuron's if the profile names one."""
+    paper = ("none", "layerwise", "average", "cosine", "sigmoid")
+    return paper + (tuple(OWN_METHODS) if prof.evaluation.own_neuron else ())
+
+
+def study_calibration(prof: Profile, method: str) -> CalibrationConfig:
+    """The calibration settings of ``method`` in :func:`calibration_study` (for ``"none"``: the
+    conversion's neuron and start)."""
+    cal = prof.calibration
+    if method in OWN_METHODS:
+        if not prof.evaluation.own_neuron:
+            raise ValueError(f"method {method!r} needs evaluation.own_neuron in profile {prof.name!r}")
+        cal, method = replace(cal, neuron=prof.evaluation.own_neuron), OWN_METHODS[method]
+    if method in ("none", "layerwise"):
+        return replace(cal, method="layerwise") if method == "layerwise" else cal
+    return replace(cal, method="joint", weighting=method)
+
+
+def calibration_study(prof: Profile, methods: tuple[str, ...] | None = None,
                       progress: bool = True) -> dict[str, pd.DataFrame]:
     """SNN accuracy against T without calibration, with layer-wise calibration, and with
-    joint calibration under each weighting; loss histories; smallest T within 0.1 points.
+    joint calibration under each weighting (``methods``, default :func:`study_methods`:
+    with the book's own neuron, ``own_none`` and ``own_cosine``, when the profile names
+    one); loss histories; smallest T within 0.1 points.
 
     Every comparison is on the simulated test images: ``ann_acc`` is the clipped ANN on
     them (``ann_acc_all_test``: on the whole test set), the ``summary``'s smallest T comes
     with the range the noise allows, and ``pairs`` has paired differences between methods
     (each joint weighting against layer-wise and against none; cosine against the other
-    weightings) at the profile's ``report_T``.
+    weightings; the own neuron against the paper's) at the profile's ``report_T``.
     """
-    cfg, th_cfg, cal = prof.ann, prof.threshold, prof.calibration
+    cfg, th_cfg = prof.ann, prof.threshold
     clip, clip_info = clipped_ann(cfg, th_cfg, progress=progress)
     right = ann_correct(prof, clip)
     acc, losses, summary, sims = [], [], [], {}
-    for method in methods:
-        if method == "none":
+    for method in study_methods(prof) if methods is None else methods:
+        cal = study_calibration(prof, method)
+        if OWN_METHODS.get(method, method) == "none":
             snn_label = clipped_label(th_cfg, cal.neuron, cal.v_init)
-            make = lambda: converted_snn(cfg, th_cfg, cal.neuron, progress, cal.v_init)[1]  # noqa: E731
+            make = lambda cal=cal: converted_snn(cfg, th_cfg, cal.neuron, progress, cal.v_init)[1]  # noqa: E731
         else:
-            c = replace(cal, method="layerwise") if method == "layerwise" else replace(cal, method="joint", weighting=method)
-            snn_label = calibrated_label(th_cfg, c)
-            snn, hist = calibrated_snn(cfg, th_cfg, c, progress=progress)
+            snn_label = calibrated_label(th_cfg, cal)
+            snn, hist = calibrated_snn(cfg, th_cfg, cal, progress=progress)
             losses.append(hist.assign(calibration=method))
             make = lambda snn=snn: snn  # noqa: E731
         sims[method] = sim = simulated(prof, snn_label, make, progress=progress)
@@ -200,18 +228,23 @@ def calibration_study(prof: Profile, methods=("none", "layerwise", "average", "c
             "summary": pd.DataFrame(summary), "pairs": pd.DataFrame(pairs)}
 
 
-# The paired comparisons of calibration_study: what each claim of the paper compares.
+# The paired comparisons of calibration_study: what each claim of the paper compares, then
+# the book's own neuron against the paper's, uncalibrated and calibrated.
 _CALIBRATION_PAIRS = [(w, "layerwise") for w in ("average", "cosine", "sigmoid")] + \
-    [(w, "none") for w in ("layerwise", "average", "cosine", "sigmoid")] + [("cosine", "average"), ("cosine", "sigmoid")]
+    [(w, "none") for w in ("layerwise", "average", "cosine", "sigmoid")] + [("cosine", "average"), ("cosine", "sigmoid")] + \
+    [("own_none", "none"), ("own_cosine", "cosine"), ("own_cosine", "own_none")]
 
 
 # The rows of the paper's Tables 2 and 3, as this library names them.
 # "two_stage" is the baseline of the paper's tables: IBT neurons calibrated layer by layer;
 # "layerwise" keeps the signed neuron, so that it differs from "joint" in the calibration only.
+# "own" and "own_none" are this book's rows, not the paper's: its own neuron (CifarConfig.own_neuron).
 CIFAR_METHODS = {"none": "converted, no calibration (signed neuron)",
                  "layerwise": "layer-wise calibration (signed neuron)",
                  "two_stage": "two-stage (IBT neuron, layer-wise calibration)",
-                 "joint": "proposed (signed neuron, joint calibration)"}
+                 "joint": "proposed (signed neuron, joint calibration)",
+                 "own_none": "book's own neuron, no calibration (not the paper's)",
+                 "own": "book's own neuron, joint calibration (not the paper's)"}
 
 def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]:
     """The CIFAR-10 chapter (the paper's Tables 2 and 3) under ``prof.cifar``.
@@ -228,15 +261,17 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
     against two-stage and layer-wise at each T, and proposed at the first T against
     two-stage at the last, on the same images), ``ann_acc`` (after each training step), ``settings`` (the profile's), ``layers`` (tail and learned
     thresholds per layer), ``bn_eta`` (the batch-norm form of eta per BN layer before and
-    after the variance penalty) and ``seconds`` (wall time of each step in this call: long
-    where it computed, short where it read the cache).
+    after the variance penalty), ``depth`` (:func:`~negspike.depth.layer_diagnosis` of the
+    converted and calibrated SNNs, per layer and T), ``budget`` (each calibration's held-out
+    checks: accuracy against optimiser steps, beside the ANN's) and ``seconds`` (wall time of each step
+    in this call: long where it computed, short where it read the cache).
     """
     c = prof.cifar
     if c is None:
         raise ValueError(f"profile {prof.name!r} has no 'cifar' section")
     th_cfg = c.threshold_config()
     x_test, y_test = load_split(c.dataset, "test", c.test_subset, c.seed)
-    summary, curves, pairs, ann_rows, layer_rows, eta_rows, times = [], [], [], [], [], [], []
+    summary, curves, pairs, ann_rows, layer_rows, eta_rows, times, depth_rows, budget = ([] for _ in range(9))
     for model in c.models:
         cfg = c.ann_config(model)
         start = time.perf_counter()
@@ -254,8 +289,11 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
         x_stats = load_split(c.dataset, "train", min(2000, c.train_subset or 2000), c.seed)[0]
         layer_rows += _cifar_layer_rows(model, ann, vp, clip, x_stats)
         eta_rows += _cifar_eta_rows(model, ann, vp, th_cfg.vp_eps)
-        sims = _cifar_snn_runs(prof, model, cfg, th_cfg, right, summary, curves, times, progress)
+        sims, makers = _cifar_snn_runs(prof, model, cfg, th_cfg, right, summary, curves, times, budget, progress)
         pairs += _cifar_pairs(sims, c.calibration_T, model=model, dataset=c.dataset, width=c.width)
+        start = time.perf_counter()
+        depth_rows += _cifar_depth_rows(model, clip, makers, x_test[:c.depth_images], sorted({*c.calibration_T, c.T_max}))
+        times.append({"model": model, "step": "layer diagnosis", "seconds": time.perf_counter() - start})
     settings = pd.DataFrame([{"profile": prof.name, **{k: (list(v) if isinstance(v, tuple) else v)
                                                         for k, v in asdict(c).items()}}])
     rank = {**{m: i for i, m in enumerate(c.models)}, **{m: i for i, m in enumerate(CIFAR_METHODS)}}
@@ -263,34 +301,39 @@ def cifar_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]
                                                 if col.name != "T" else col, kind="stable")
     return {"summary": summary.reset_index(drop=True), "snn_acc": pd.DataFrame(curves), "pairs": pd.DataFrame(pairs),
             "ann_acc": pd.DataFrame(ann_rows), "layers": pd.DataFrame(layer_rows), "bn_eta": pd.DataFrame(eta_rows),
-            "seconds": pd.DataFrame(times), "settings": settings}
+            "depth": pd.DataFrame(depth_rows), "budget": pd.DataFrame(budget), "seconds": pd.DataFrame(times),
+            "settings": settings}
 
 
 def _cifar_snn_runs(prof: Profile, model: str, cfg: ANNConfig, th_cfg: ThresholdConfig, right: torch.Tensor,
-                    summary: list, curves: list, times: list, progress: bool) -> dict:
+                    summary: list, curves: list, times: list, budget: list, progress: bool) -> tuple[dict, dict]:
     """Convert and calibrate one CIFAR-10 model with each method at each T and simulate every
-    SNN on the test images; appends to ``summary``, ``curves`` and ``times`` and returns the
-    simulations by ``(method, T)``."""
+    SNN on the test images; appends to ``summary``, ``curves``, ``times`` and ``budget`` (the
+    calibrations' held-out checks) and returns the simulations and the functions that make
+    each SNN, by ``(method, T)``."""
     c = prof.cifar
-    sims = {}
-    runs = [("none", None)] + [(m, T) for T in c.calibration_T for m in CIFAR_METHODS if m in c.methods]
+    sims, makers = {}, {}
+    runs = [("none", None)] + ([("own_none", None)] if "own" in c.methods else []) + \
+        [(m, T) for T in c.calibration_T for m in CIFAR_METHODS if m in c.methods]
     for method, T in runs:
         start = time.perf_counter()
-        if method == "none":
-            v_init = c.calibration_config("joint", c.calibration_T[0]).v_init
-            snn_label = clipped_label(th_cfg, "signed", v_init)
-            make = lambda cfg=cfg, v_init=v_init: (  # noqa: E731
-                converted_snn(cfg, th_cfg, "signed", progress, v_init)[1])
+        if T is None:  # converted, not calibrated: the neuron and start of the joint calibrations
+            conv = c.calibration_config("own" if method == "own_none" else "joint", c.calibration_T[0])
+            snn_label = clipped_label(th_cfg, conv.neuron, conv.v_init)
+            make = lambda cfg=cfg, conv=conv: (  # noqa: E731
+                converted_snn(cfg, th_cfg, conv.neuron, progress, conv.v_init)[1])
         else:
             cal = c.calibration_config(method, T)
             snn_label = calibrated_label(th_cfg, cal)
-            snn, _ = calibrated_snn(cfg, th_cfg, cal, progress=progress)
+            snn, hist = calibrated_snn(cfg, th_cfg, cal, progress=progress)
+            budget += [{"model": model, "calibration": method, "calibrated_T": T, **r}
+                       for r in hist.attrs["holdout"]]
             make = lambda snn=snn: snn  # noqa: E731
         # the images of x_test: cfg has the dataset and seed of c
         sim = simulation(cfg, snn_label, make, c.test_subset, c.T_max, progress)
         times.append({"model": model, "step": f"{method} T={T}" if T else "conversion",
                       "seconds": time.perf_counter() - start})
-        sims[method, T] = sim
+        sims[method, T], makers[method, T] = sim, make
         label = {"model": model, "dataset": c.dataset, "width": c.width, "calibration": method,
                  "calibrated_T": T, "profile": prof.name}
         rows = curve_rows(sim, right, **label)
@@ -302,7 +345,18 @@ def _cifar_snn_runs(prof: Profile, model: str, cfg: ANNConfig, th_cfg: Threshold
                             **{k: r[k] for k in ("ann_acc", "ann_se", "snn_acc", "snn_se")},
                             "delta_acc": r["gap"], "delta_low": r["gap_low"], "delta_high": r["gap_high"],
                             "test_images": r["test_images"], "profile": prof.name})
-    return sims
+    return sims, makers
+
+
+def _cifar_depth_rows(model: str, clip: nn.Module, makers: dict, x: torch.Tensor, Ts: list[int]) -> list[dict]:
+    """:func:`~negspike.depth.layer_diagnosis` of the converted SNNs and of those calibrated at the
+    largest calibrated T, each against the clipped ANN, on the images ``x``."""
+    if not len(x):
+        return []
+    T_cal = max(T for _, T in makers if T is not None)
+    keys = [k for k in makers if k[1] is None or (k[1] == T_cal and k[0] in ("joint", "own", "two_stage"))]
+    return [{"model": model, "calibration": method, "calibrated_T": T, **r}
+            for method, T in keys for r in layer_diagnosis(makers[method, T](), clip, x, Ts).to_dict("records")]
 
 
 def _cifar_layer_rows(model: str, ann: nn.Module, vp: nn.Module, clip: nn.Module, x_stats: torch.Tensor) -> list[dict]:
@@ -323,14 +377,14 @@ def _cifar_eta_rows(model: str, ann: nn.Module, vp: nn.Module, eps: float) -> li
 
 
 def _cifar_pairs(sims: dict, Ts, **labels) -> list[dict]:
-    """Proposed against two-stage and layer-wise at each T, and proposed at the first T against
-    two-stage at the last (the paper: "the proposed algorithm at T = 4 is better than the
+    """Proposed against two-stage and layer-wise, and the own neuron against proposed and
+    two-stage, at each T; proposed at the first T against two-stage at the last (the paper: "the proposed algorithm at T = 4 is better than the
     two-stage algorithm at T = 8"), each from the SNN calibrated at that T."""
     rows = []
-    for other in ("two_stage", "layerwise"):
+    for a, other in (("joint", "two_stage"), ("joint", "layerwise"), ("own", "joint"), ("own", "two_stage")):
         for T in Ts:
-            if ("joint", T) in sims and (other, T) in sims:
-                rows += pair_rows("joint", sims["joint", T], other, sims[other, T], [T], **labels)
+            if (a, T) in sims and (other, T) in sims:
+                rows += pair_rows(a, sims[a, T], other, sims[other, T], [T], **labels)
     lo, hi = min(Ts), max(Ts)
     if lo != hi and ("joint", lo) in sims and ("two_stage", hi) in sims:
         rows += pair_rows("joint", sims["joint", lo], "two_stage", sims["two_stage", hi], [(lo, hi)], **labels)

@@ -243,9 +243,16 @@ class CalibrationConfig:
     floor: float = 0.02
     train: tuple[str, ...] = ("weights", "biases")
     neuron: str = "signed"
-    # Initial membrane as a fraction of P_th (a conversion setting). Half the threshold
-    # turns the rate's floor into rounding (Bu et al. 2022); measured in the book.
+    # Initial membrane as a fraction of P_th (a conversion setting). Half the threshold rounds
+    # the positive side (Bu et al. 2022) and costs the negative side; summed over both sides it
+    # is within about 1% of the best start, (1 - alpha) / 2 (negspike.rounding, measured in
+    # the chapter "Deep networks"). For the tracking neurons it is the rounding fraction.
     v_init: float = 0.5
+    # Held-out training images (after the `subset` calibration images) on which the SNN is
+    # scored before calibration and `checks` times per epoch; it ends in the best state
+    # (negspike.calibration_guard). 0: no checks, the state after the last step is kept.
+    holdout: int = 0
+    checks: int = 1
 
     def __post_init__(self) -> None:
         if self.method not in ("joint", "layerwise"):
@@ -254,6 +261,8 @@ class CalibrationConfig:
             raise ValueError(f"unknown weighting {self.weighting!r}; choose 'average', 'cosine' or 'sigmoid'")
         if not self.T or any(t < 1 for t in self.T):
             raise ValueError(f"calibration T={self.T} must hold positive integers")
+        if self.holdout < 0 or self.checks < 1:
+            raise ValueError(f"need holdout >= 0 and checks >= 1, got {self.holdout} and {self.checks}")
         if self.loss not in ("kl", "mse"):
             raise ValueError(f"unknown calibration loss {self.loss!r}; choose 'kl' or 'mse'")
         from .tracking import NEURON_KINDS
@@ -282,18 +291,19 @@ def calibrated_snn(cfg: ANNConfig, th: ThresholdConfig, cal: CalibrationConfig, 
 
     def build():
         ann, snn = converted_snn(cfg, th, cal.neuron, progress, cal.v_init)
-        x = load_split(cfg.dataset, "train", cal.subset, cfg.seed + 3)[0]
+        x, holdout = calibration_images(cfg, cal)
         seed_everything(cfg.seed + 3)
         common = dict(lr=cal.lr, batch_size=cal.batch_size, loss=cal.loss, temperature=cal.temperature,
-                      seed=cfg.seed + 3, device=device, progress=progress)
+                      seed=cfg.seed + 3, device=device, progress=progress, holdout=holdout)
         if cal.method == "joint":
             hist = calibrate_joint(snn, ann, x, list(cal.T), epochs=cal.epochs, weighting=cal.weighting, mu=cal.mu,
-                                   floor=cal.floor, train=cal.train, **common)
+                                   floor=cal.floor, train=cal.train, checks=cal.checks, **common)
         elif cal.method == "layerwise":
             hist = calibrate_layerwise(snn, ann, x, cal.T[0], epochs=cal.epochs, **common)
         else:
             raise ValueError(f"unknown calibration method {cal.method!r}; choose 'joint' or 'layerwise'")
-        return {"state_dict": {k: v.cpu() for k, v in snn.state_dict().items()}, "history": hist.to_dict("records")}
+        return {"state_dict": {k: v.cpu() for k, v in snn.state_dict().items()}, "history": hist.to_dict("records"),
+                "holdout": hist.attrs.get("holdout", [])}
 
     blob = cached("calibration", calibration_key(cfg, th, cal), build)
     _, snn = converted_snn(cfg, th, cal.neuron, progress, cal.v_init)
@@ -304,4 +314,20 @@ def calibrated_snn(cfg: ANNConfig, th: ThresholdConfig, cal: CalibrationConfig, 
     snn.load_state_dict(blob["state_dict"])
     import pandas as pd
 
-    return snn.eval(), pd.DataFrame(blob["history"])
+    hist = pd.DataFrame(blob["history"])
+    hist.attrs["holdout"] = blob.get("holdout", [])  # the held-out checks, as records
+    return snn.eval(), hist
+
+
+def calibration_images(cfg: ANNConfig, cal: CalibrationConfig):
+    """``(x, holdout)``: the ``cal.subset`` training images of a calibration and, when
+    ``cal.holdout`` is set, ``(images, labels)`` of that many further training images (the
+    same random order continued, so adding a holdout leaves ``x`` as it was); else None."""
+    n = None if cal.subset is None else cal.subset + cal.holdout
+    x, y = load_split(cfg.dataset, "train", n, cfg.seed + 3)
+    if not cal.holdout:
+        return x, None
+    if len(x) <= cal.holdout:
+        raise ValueError(f"calibration holdout={cal.holdout} leaves no calibration images of {len(x)}")
+    cut = len(x) - cal.holdout
+    return x[:cut], (x[cut:], y[cut:])

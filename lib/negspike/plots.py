@@ -64,6 +64,10 @@ METHOD_COLORS: dict[str, tuple[float, float, float]] = {
     "spikingjelly": _pal[7],
     "tracking": COLORS["tracking"],
     "pair": COLORS["pair"],
+    # the book's own neuron (not the paper's) after threshold optimisation: uncalibrated, calibrated
+    "own_none": (0.85, 0.45, 0.45),  # light red
+    "own_cosine": COLORS["tracking"],
+    "own": COLORS["tracking"],  # CIFAR-10: the own neuron, joint cosine calibration
 }
 
 #: One short label per method of :data:`METHOD_COLORS` (legends, tables): the same words in every chapter.
@@ -73,6 +77,8 @@ METHOD_LABELS: dict[str, str] = {
     "average": "joint, average",
     "cosine": "joint, cosine",
     "sigmoid": "joint, sigmoid",
+    "own_none": "own neuron, no calibration",
+    "own_cosine": "own neuron, joint, cosine",
 }
 
 #: Width in inches of a figure that fills the book's content column (about 750 px at the default

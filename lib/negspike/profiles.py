@@ -46,6 +46,13 @@ class EvalConfig:
     test_subset: int | None = None  # test images simulated (None: all)
     T_max: int = 32  # longest simulation
     report_T: tuple[int, ...] = (4, 8, 10, 16, 32)
+    # The book's own neuron (negspike.tracking, not the paper's), converted and calibrated
+    # beside the paper's in the calibration study and Table 1; null leaves it out.
+    own_neuron: str | None = "tracking"
+
+    def __post_init__(self) -> None:
+        if self.own_neuron is not None and self.own_neuron not in ("tracking", "pair"):
+            raise ValueError(f"own_neuron={self.own_neuron!r}: choose 'tracking', 'pair' or null")
 
 
 @dataclass(frozen=True)
@@ -68,16 +75,23 @@ class CifarConfig:
     vp_epochs: int = 5
     clip_epochs: int = 5
     # temporal calibration, one run per method and T: "two_stage" (IBT neurons, layer by
-    # layer: the paper's baseline), "joint" (proposed), "layerwise" (signed neurons, layer by layer)
+    # layer: the paper's baseline), "joint" (proposed), "layerwise" (signed neurons, layer by
+    # layer), "own" (the book's own neuron `own_neuron`, joint calibration; not the paper's)
     methods: tuple[str, ...] = ("two_stage", "joint")
+    own_neuron: str = "tracking"
     calibration_T: tuple[int, ...] = (4, 8)
     calibration_epochs: int = 5
     calibration_subset: int | None = 10000
     calibration_batch_size: int = 128
     calibration_lr: float = 1e-4
-    # evaluation
+    # held-out training images scored before and `calibration_checks` times per epoch of each
+    # calibration; it ends in the best state (0: no checks)
+    calibration_holdout: int = 0
+    calibration_checks: int = 1
+    # evaluation; the layer diagnosis (negspike.depth) runs on the first depth_images test images
     test_subset: int | None = None
     T_max: int = 16
+    depth_images: int = 128
 
     def __post_init__(self) -> None:
         if self.dataset not in ("cifar10", "cifar10_jpeg", "synthetic_cifar10"):
@@ -88,15 +102,20 @@ class CifarConfig:
             raise ValueError(f"models={list(self.models)}: choose from 'vgg16', 'resnet18'")
         if not 0 < self.width <= 4:
             raise ValueError(f"width={self.width} must lie in (0, 4]")
-        bad = [m for m in self.methods if m not in ("two_stage", "joint", "layerwise")]
+        bad = [m for m in self.methods if m not in ("two_stage", "joint", "layerwise", "own")]
         if bad or len(set(self.methods)) != len(self.methods):
-            raise ValueError(f"methods={list(self.methods)}: choose each of 'two_stage', 'joint', 'layerwise' "
-                             "at most once")
+            raise ValueError(f"methods={list(self.methods)}: choose each of 'two_stage', 'joint', 'layerwise', "
+                             "'own' at most once")
+        if self.own_neuron not in ("tracking", "pair"):
+            raise ValueError(f"own_neuron={self.own_neuron!r}: choose 'tracking' or 'pair'")
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"models={list(self.models)} lists a model twice")
         if self.calibration_epochs < 1 or self.calibration_lr <= 0 or self.calibration_batch_size < 1:
             raise ValueError(f"need calibration_epochs >= 1, calibration_lr > 0 and calibration_batch_size >= 1; "
                              f"got {self.calibration_epochs}, {self.calibration_lr}, {self.calibration_batch_size}")
+        if self.depth_images < 0 or self.calibration_holdout < 0 or self.calibration_checks < 1:
+            raise ValueError(f"need depth_images >= 0, calibration_holdout >= 0 and calibration_checks >= 1; got "
+                             f"{self.depth_images}, {self.calibration_holdout}, {self.calibration_checks}")
         for key in ("train_subset", "calibration_subset", "test_subset"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"{key}={getattr(self, key)} must be >= 1 (or null for all images)")
@@ -116,17 +135,19 @@ class CifarConfig:
 
     def calibration_config(self, method: str, T: int) -> CalibrationConfig:
         """At ``T``: ``"joint"`` (cosine weighting) or ``"layerwise"`` calibration of the signed
-        neurons, or ``"two_stage"``: IBT neurons calibrated layer by layer (the paper's baseline)."""
-        neuron = "ibt" if method == "two_stage" else "signed"
-        method = "layerwise" if method == "two_stage" else method
+        neurons, ``"two_stage"``: IBT neurons calibrated layer by layer (the paper's baseline),
+        or ``"own"``: the book's own neuron calibrated jointly."""
+        neuron = {"two_stage": "ibt", "own": self.own_neuron}.get(method, "signed")
+        method = {"two_stage": "layerwise", "own": "joint"}.get(method, method)
         return CalibrationConfig(method=method, weighting="cosine", T=(T,), epochs=self.calibration_epochs,
                                  lr=self.calibration_lr, batch_size=self.calibration_batch_size,
-                                 subset=self.calibration_subset, neuron=neuron)
+                                 subset=self.calibration_subset, neuron=neuron, holdout=self.calibration_holdout,
+                                 checks=self.calibration_checks)
 
 
 @dataclass(frozen=True)
 class ChapterSizes:
-    """Sizes of the chapters' own demonstrations (the neuron, long-tail and clipping chapters),
+    """Sizes of the chapters' own demonstrations (the neuron, long-tail, clipping and deep-network chapters),
     which do not go through the cached pipeline; the defaults are the ``quick`` sizes."""
 
     neuron_T_values: tuple[int, ...] = tuple(2**k for k in range(11))  # T tested on single neurons
@@ -138,6 +159,9 @@ class ChapterSizes:
     long_tail_toy: int = 50_000  # values of the long-tail chapter's toy layer
     clipping_toy: int = 20_000  # values of the clipping chapter's toy layer
     clipping_toy_steps: int = 1_500  # gradient steps on that toy layer
+    fluctuation_T: int = 2_048  # deep-networks chapter: steps of the fluctuating-input experiment
+    fluctuation_inputs: int = 1_000  # inputs per mean and amplitude there
+    diagnosis_images: int = 256  # test images of its layer-by-layer diagnosis
 
     def __post_init__(self) -> None:
         if not self.neuron_T_values or any(t < 1 for t in self.neuron_T_values):

@@ -13,10 +13,10 @@ from ..book import at_T, diff_text, pct, pm, t_range
 from ..plots import COLORS, FIG_WIDTH, METHOD_COLORS
 
 __all__ = ["MARKERS", "gap_floor", "accuracy_vs_T", "initial_membrane", "convergence_text", "start_text",
-           "ibt_text", "table1_ours", "table1_text"]
+           "ibt_text", "table1_ours", "table1_text", "own_rows_text"]
 
 #: One marker per conversion (the chapter's keys), so that the curves read in black and white too.
-MARKERS = {"if": "s", "ibt": "^", "signed": "o", "none": "D", "cosine": "*"}
+MARKERS = {"if": "s", "ibt": "^", "signed": "o", "none": "D", "cosine": "*", "own_none": "v", "own_cosine": "P"}
 
 
 def _label(curves: pd.DataFrame, key: str) -> str:
@@ -188,3 +188,15 @@ def table1_text(table1: pd.DataFrame, paper: pd.DataFrame, at_half: pd.DataFrame
         text.append(f"With {n_test} test images one image is {100 / n_test:.2f} points, coarser than the "
                     "0.1-point criterion: the smallest $T$ values are indicative only.")
     return " ".join(text)
+
+
+def own_rows_text(own_pairs: dict[str, list[dict]], neuron: str) -> str:
+    """Rows 6-7 (the book's own ``neuron``, not the paper's) against rows 4-5 in prose (Markdown):
+    ``own_pairs[key]`` are :func:`negspike.matched.pair_rows` of ``own_none`` against ``none`` and of
+    ``own_cosine`` against ``cosine`` at two T."""
+    def at(key):
+        return " and ".join(f"{diff_text(r)} at $T = {r['T_a']}$" for r in own_pairs[key])
+    return (f"Rows 6-7 are not the paper's: the book's own {neuron} neuron (chapter {{doc}}`depth`), converted from "
+            f"the same clipped ANN with the same start. Without calibration it differs from the paper's neuron (row 6 "
+            f"minus row 4) by {at('own_none')}; with the same joint calibration (row 7 minus row 5) by "
+            f"{at('own_cosine')}, paired on the same images.")

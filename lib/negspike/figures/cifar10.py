@@ -100,8 +100,8 @@ def accuracy_vs_T(acc: pd.DataFrame, source: str) -> Figure:
     for ax, name in zip(axes[:, 0], models):
         d = acc[acc["model"] == name]
         for (method, T_cal), g in d.groupby(["calibration", "calibrated_T"], dropna=False, sort=False):
-            label = "no calibration" if method == "none" else f"{short(method)}, T={int(T_cal)}"
-            ls = "-" if method == "none" or T_cal == max(d["calibrated_T"].dropna()) else "--"
+            label = short(method) if pd.isna(T_cal) else f"{short(method)}, T={int(T_cal)}"
+            ls = "-" if pd.isna(T_cal) or T_cal == max(d["calibrated_T"].dropna()) else "--"
             ax.plot(g["T"], 100 * g["snn_acc"], ls=ls, marker=".", color=METHOD_COLORS[method], label=label)
         ann = d["ann_acc"].iloc[0]  # the ANN on the simulated test images
         ax.axhline(100 * ann, color=COLORS["ann"], ls="--", lw=1.2, label="its ANN, same images")
@@ -156,7 +156,7 @@ def _model_text(s: pd.DataFrame, pairs: pd.DataFrame, name: str, Ts: list) -> st
     """One model's line of :func:`comparison_text` (``s``: the summary indexed by model, T, calibration)."""
     parts = []
     for T in Ts:
-        here = [m for m in ("joint", "two_stage", "layerwise", "none") if (name, T, m) in s.index]
+        here = [m for m in ("joint", "two_stage", "layerwise", "none", "own", "own_none") if (name, T, m) in s.index]
         part = f"at $T = {T}$ " + ", ".join(
             f"{short(m)} {pm(s.loc[(name, T, m), 'snn_acc'], s.loc[(name, T, m), 'snn_se'])}%" for m in here)
         p = pair_of(pairs, name, "joint", T, "two_stage", T)
@@ -168,6 +168,9 @@ def _model_text(s: pd.DataFrame, pairs: pd.DataFrame, name: str, Ts: list) -> st
             part += (f"; of this, the joint calibration (proposed minus signed neurons calibrated layer by layer) "
                      f"accounts for {diff_text(q)}, the neuron (layer-wise minus two-stage) for the remaining "
                      f"{100 * (lw - ts):+.2f} points (no paired interval computed for that part)")
+        o = pair_of(pairs, name, "own", T, "joint", T)
+        if o is not None:
+            part += f"; the book's own neuron (joint calibration) minus proposed {diff_text(o)}"
         parts.append(part)
     cross = pair_of(pairs, name, "joint", Ts[0], "two_stage", Ts[-1]) if len(Ts) > 1 else None
     return (f"- **{model_name(name)}**: " + "; ".join(parts) + "."
@@ -260,3 +263,40 @@ def caveats_text(S: pd.Series, n_images: int) -> str:
     items.append("the paper does not state its CIFAR training recipe, calibration epochs or learning rates; "
                  "ours are the profile's")
     return "In this run:\n\n" + "\n".join(f"- {t};" for t in items[:-1]) + f"\n- {items[-1]}."
+
+
+def budget(checks: pd.DataFrame) -> Figure:
+    """Accuracy on the held-out training images against the optimiser steps of each joint
+    calibration (table ``cifar10_budget``), one panel per model, the ANN on the same images dashed;
+    the state kept at the end is circled."""
+    joint = checks[checks["after"].str.match(r"^(start|step \d+)$")].copy()
+    joint["steps"] = joint["after"].str.extract(r"(\d+)").fillna(0).astype(int)[0]
+    joint = joint[joint["calibration"] != "two_stage"]
+    models = list(dict.fromkeys(joint["model"]))
+    fig, axes = plt.subplots(1, len(models), figsize=(FIG_WIDTH, 3.8), squeeze=False, sharey=True)
+    for ax, name in zip(axes[0], models):
+        d = joint[joint["model"] == name]
+        for (method, T), g in d.groupby(["calibration", "calibrated_T"], sort=False):
+            ax.plot(g["steps"], 100 * g["holdout_acc"], marker=".", ls="-" if T == d["calibrated_T"].max() else "--",
+                    color=METHOD_COLORS[method], label=f"{short(method)}, T={int(T)}")
+            kept = g[g["kept"]]
+            ax.plot(kept["steps"], 100 * kept["holdout_acc"], "o", mfc="none", ms=9, color=METHOD_COLORS[method])
+        ax.axhline(100 * d["ann_holdout_acc"].iloc[0], color=COLORS["ann"], ls="--", lw=1.2, label="ANN, same images")
+        ax.set(title=model_name(name), xlabel="Adam steps of calibration",
+               ylabel="held-out accuracy (%)" if ax is axes[0][0] else None)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Gap against calibration budget ({int(joint['holdout_images'].iloc[0])} held-out training images; "
+                 "circled: the state kept)")
+    return fig
+
+
+def budget_text(checks: pd.DataFrame) -> str:
+    """Each calibration's held-out accuracy at the start and in the state it kept, beside the ANN's
+    (Markdown list, from ``cifar10_budget``)."""
+    lines = []
+    for (name, method, T), g in checks.groupby(["model", "calibration", "calibrated_T"], sort=False):
+        start, kept = g.iloc[0], g[g["kept"]].iloc[0]
+        lines.append(f"- {model_name(name)}, {short(method)} at $T = {int(T)}$: {pct(start['holdout_acc'])} before "
+                     f"calibration, {pct(kept['holdout_acc'])} kept (after {kept['after']}), ANN "
+                     f"{pct(start['ann_holdout_acc'])}; best of {len(g)} checks")
+    return "\n".join(lines)
