@@ -206,7 +206,7 @@ def test_layerwise_forward_stops_after_the_layer_without_changing_the_result(mon
     leave no hook behind."""
     import copy
 
-    from negspike import calibrate
+    from negspike import calibration_pass
     from negspike.models import resnet18
 
     torch.manual_seed(0)
@@ -216,7 +216,7 @@ def test_layerwise_forward_stops_after_the_layer_without_changing_the_result(mon
     full = copy.deepcopy(snn)
     kwargs = dict(T=3, epochs=1, lr=1e-2, batch_size=12, seed=0, progress=False, device="cpu")
     calibrate_layerwise(snn, ann, x, **kwargs)
-    monkeypatch.setattr(calibrate, "_stop_forward", lambda *args: None)  # run every layer
+    monkeypatch.setattr(calibration_pass, "_stop_forward", lambda *args: None)  # run every layer
     calibrate_layerwise(full, ann, x, **kwargs)
     for (name, a), (_, b) in zip(snn.state_dict().items(), full.state_dict().items()):
         assert torch.allclose(a, b, atol=1e-6), f"{name} differs when the forward pass stops early"

@@ -45,8 +45,8 @@ _ANN = ("data", "models", "train", "utils", "distributed", "pipeline:trained_ann
 _VP = _ANN + ("activations", "threshold", "variance_penalty", "clipping", "tails", "graph",
               "pipeline:variance_finetuned_ann")
 _CLIP = _VP + ("pipeline:clipped_ann",)
-_CALIBRATION = _CLIP + ("neurons", "kernels", "tracking", "convert", "calibrate", "calibration_objective", "calibration_guard",
-                         "pipeline:calibrated_snn")
+_CALIBRATION = _CLIP + ("neurons", "kernels", "tracking", "convert", "calibrate", "calibration_pass",
+                         "calibration_objective", "calibration_guard", "pipeline:calibrated_snn")
 STEP_CODE: dict[str, tuple[str, ...]] = {
     "ann": _ANN,
     "vp": _VP,

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Mapping
 import pandas as pd
 import torch
 
-from .calibrate import READOUT, _Calibration
+from .calibration_pass import READOUT, _Calibration
 from .convert import SNN
 from .neurons import SpikingNeuron
 
