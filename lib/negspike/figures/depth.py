@@ -181,9 +181,13 @@ def wrong_sign_text(diag: pd.DataFrame, labels: Mapping[str, str]) -> str:
     paper = deep[deep["calibration"].isin(["none", "cosine"])]
     own = sp[sp["calibration"].isin(["own_none", "own_cosine"])]
     pw = paper.loc[paper["wrong_sign_share"].idxmax()]
-    text = (f"In the first layer, whose input is the constant image, the paper's neuron fires "
-            f"{100 * first[first['calibration'].isin(['none', 'cosine'])]['wrong_sign_share'].max():.2f}% wrong-sign "
-            f"spikes, as the proof says. In the deeper layers its largest share, over all layers and $T$, is "
+    cal_first = first[first["calibration"] == "cosine"]["wrong_sign_share"]
+    text = (f"In the first layer, whose input is the constant image, the converted paper's neuron fires "
+            f"{100 * first[first['calibration'] == 'none']['wrong_sign_share'].max():.2f}% wrong-sign spikes, as the "
+            "proof says"
+            + (f" (after calibration {100 * cal_first.max():.2f}%: calibration changes the first layer's weights, "
+               "so some of its inputs change sign against the ANN it is compared with)" if len(cal_first) else "")
+            + ". In the deeper layers its largest share, over all layers and $T$, is "
             f"**{100 * pw['wrong_sign_share']:.3f}%** ({labels.get(pw['calibration'], pw['calibration'])}, layer "
             f"`{pw['layer']}`, $T = {int(pw['T'])}$)")
     if pw["wrong_sign_share"] < 0.01:
