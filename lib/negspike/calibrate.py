@@ -25,6 +25,7 @@ from .calibration_pass import (READOUT, _Calibration, _reset_and_release, _set_k
 from .convert import SNN
 from .data import TensorLoader
 from .neurons import SpikingNeuron
+from .train import correct_per_image
 
 __all__ = [
     "WEIGHTINGS",
@@ -155,11 +156,8 @@ def _start_guard(cal: _Calibration, holdout, Ts: list[int]) -> KeepBest | None:
     ANN's accuracy on the held-out images as its reference."""
     if holdout is None:
         return None
-    x, y = holdout
-    with torch.no_grad():
-        right = sum(int((cal.targets(x[i:i + 256].to(cal.device))[READOUT].argmax(1).cpu() == y[i:i + 256]).sum())
-                    for i in range(0, len(x), 256))
-    guard = KeepBest(cal.snn, list(cal.snn.parameters()), holdout, Ts, cal.device, ann_acc=right / max(1, len(x)))
+    ann_acc = correct_per_image(cal.targets.ann, *holdout, device=cal.device).double().mean().item()
+    guard = KeepBest(cal.snn, list(cal.snn.parameters()), holdout, Ts, cal.device, ann_acc=ann_acc)
     guard.check("start")
     return guard
 

@@ -27,7 +27,7 @@ from .train import correct_per_image
 from .variance_penalty import bn_variance_penalty
 
 __all__ = ["sim_key", "max_threshold_label", "clipped_label", "calibrated_label", "simulation", "simulated",
-           "conversion_baselines", "threshold_study", "OWN_METHODS", "study_methods", "study_calibration",
+           "conversion_baselines", "threshold_study", "OWN_METHODS", "study_methods", "study_calibration", "study_simulation",
            "calibration_study", "cifar_study",
            "CIFAR_METHODS", "ann_correct"]
 
@@ -189,6 +189,20 @@ def study_calibration(prof: Profile, method: str) -> CalibrationConfig:
     return replace(cal, method="joint", weighting=method)
 
 
+def study_simulation(prof: Profile, method: str, progress: bool = True) -> tuple[dict, pd.DataFrame | None]:
+    """The cached simulation of the SNN that :func:`calibration_study` names ``method`` (the
+    clipped ANN converted, or also calibrated as :func:`study_calibration` says) and its
+    calibration's loss history (None when not calibrated), so that every chapter showing
+    that SNN shares one cache entry."""
+    cfg, th_cfg = prof.ann, prof.threshold
+    cal = study_calibration(prof, method)
+    if OWN_METHODS.get(method, method) == "none":
+        make = lambda: converted_snn(cfg, th_cfg, cal.neuron, progress, cal.v_init)[1]  # noqa: E731
+        return simulated(prof, clipped_label(th_cfg, cal.neuron, cal.v_init), make, progress=progress), None
+    snn, hist = calibrated_snn(cfg, th_cfg, cal, progress=progress)
+    return simulated(prof, calibrated_label(th_cfg, cal), lambda: snn, progress=progress), hist
+
+
 def calibration_study(prof: Profile, methods: tuple[str, ...] | None = None,
                       progress: bool = True) -> dict[str, pd.DataFrame]:
     """SNN accuracy against T without calibration, with layer-wise calibration, and with
@@ -207,17 +221,12 @@ def calibration_study(prof: Profile, methods: tuple[str, ...] | None = None,
     right = ann_correct(prof, clip)
     acc, losses, summary, sims = [], [], [], {}
     for method in study_methods(prof) if methods is None else methods:
-        cal = study_calibration(prof, method)
-        if OWN_METHODS.get(method, method) == "none":
-            snn_label = clipped_label(th_cfg, cal.neuron, cal.v_init)
-            make = lambda cal=cal: converted_snn(cfg, th_cfg, cal.neuron, progress, cal.v_init)[1]  # noqa: E731
-        else:
-            snn_label = calibrated_label(th_cfg, cal)
-            snn, hist = calibrated_snn(cfg, th_cfg, cal, progress=progress)
+        sim, hist = study_simulation(prof, method, progress)
+        sims[method] = sim
+        if hist is not None:
             losses.append(hist.assign(calibration=method))
-            make = lambda snn=snn: snn  # noqa: E731
-        sims[method] = sim = simulated(prof, snn_label, make, progress=progress)
-        acc += _rows(prof, sim, right, clip_info["test_acc"], calibration=method, neuron=cal.neuron)
+        acc += _rows(prof, sim, right, clip_info["test_acc"], calibration=method,
+                     neuron=study_calibration(prof, method).neuron)
         summary.append(summary_row(sim, right, prof.evaluation.report_T, 0.001, calibration=method,
                                    ann_acc_all_test=clip_info["test_acc"]))
     pairs = []

@@ -14,6 +14,7 @@ from ..data import cifar10_jpeg_candidates
 from ..experiments import CIFAR_METHODS
 from ..matched import reading
 from ..plots import COLORS, FIG_WIDTH, METHOD_COLORS, zoom_limits
+from ..stats import accuracy_se
 
 __all__ = ["NAMES", "DATA_TEXT", "model_name", "short", "bn_eta", "tails", "thresholds", "accuracy_vs_T",
            "beside_paper", "pairs_table", "pair_of", "comparison_text", "settings_text", "folding_text", "caveats_text"]
@@ -301,7 +302,7 @@ def budget_text(checks: pd.DataFrame) -> str:
                      f"calibration, {pct(kept['holdout_acc'])} kept (after {kept['after']}), ANN "
                      f"{pct(start['ann_holdout_acc'])}; best of {len(g)} checks")
     n = int(checks["holdout_images"].iloc[0])
-    se = 100 * (0.7 * 0.3 / n) ** 0.5
+    se = 100 * accuracy_se(0.7, n)
     lines.append(f"\nWith {n} held-out images an accuracy near 70% has a standard error of about {se:.1f} points, so the "
                  "checks tell large changes from small ones only, and the best of several checks is an optimistic "
                  "estimate of the state it picks. They only choose which state to keep; the test images of the "
