@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from negspike.claims import VERDICTS, ledger, t_range, verdict_at_most, verdict_positive
+from negspike.claims import (VERDICTS, fashion_mnist_ledger, ledger, side_by_side, t_range, verdict_at_most,
+                             verdict_positive)
 
 
 def test_verdict_rules():
@@ -85,3 +86,25 @@ def test_neither_reaching_the_ann_is_not_read_as_a_failure(tmp_path):
     v = ledger(tmp_path, "x").set_index("claim")
     row = v[v.index.str.contains("IBT")].iloc[0]
     assert row["verdict"] == "partly" and "from T = 7" in row["why"]
+
+
+def test_side_by_side_lays_two_profiles_ledgers_beside_each_other(tmp_path):
+    quick, full = tmp_path / "quick", tmp_path / "full"
+    for folder, gap in ((quick, 0.004), (full, -0.0005)):  # T = 10: outside 0.1 points under quick, within under full
+        folder.mkdir()
+        gaps = [0.05] * 9 + [gap] * 3
+        write(folder, "calibration_snn_acc", pd.concat([curve(gaps, half=0.0002, calibration=c)
+                                                        for c in ("cosine", "none")]))
+    write(full, "calibration_seed_spread", pd.DataFrame([{"calibration": "cosine", "T": 10, "seeds": 3,
+                                                          "gap_min": -0.002, "gap_max": 0.003, "gap_std": 0.0025}]))
+    both = side_by_side({"quick": fashion_mnist_ledger(quick, "quick"), "full": fashion_mnist_ledger(full, "full")})
+    row = both.set_index("claim").filter(like="of its ANN at T = 10", axis=0).iloc[0]
+    assert row["verdict (quick)"] == "not reproduced" and row["verdict (full)"] == "reproduced"
+    assert "gap 0.40" in row["ours (quick)"] and "gap -0.05" in row["ours (full)"]
+    assert list(both.columns[:3]) == ["claim", "paper table", "paper"]
+    full_row = fashion_mnist_ledger(full, "full").set_index("claim").filter(like="of its ANN at T = 10", axis=0)
+    assert "over 3 training seeds the gap is -0.20 to 0.30 (SD 0.25)" in full_row["uncertainty"].item()
+    assert "seeds" not in fashion_mnist_ledger(quick, "quick").set_index("claim").filter(
+        like="of its ANN at T = 10", axis=0)["uncertainty"].item()
+    with pytest.raises(ValueError, match="other claims"):
+        side_by_side({"quick": fashion_mnist_ledger(quick, "quick"), "x": fashion_mnist_ledger(quick, "x").iloc[:2]})

@@ -10,11 +10,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_shipped_profiles_are_valid():
-    assert {"smoke", "quick", "paper"} <= set(available_profiles())
-    for name in ("smoke", "quick", "paper"):
+    assert {"smoke", "quick", "paper", "full"} <= set(available_profiles())
+    for name in ("smoke", "quick", "paper", "full"):
         prof = load_profile(name)
         assert prof.name == name and prof.ann.alpha == 0.1
         assert all(t <= prof.evaluation.T_max for t in prof.evaluation.report_T)
+
+
+def test_the_full_profile_is_the_papers_fashion_mnist_scale():
+    full, paper, quick = (load_profile(n) for n in ("full", "paper", "quick"))
+    assert full.ann == paper.ann and full.threshold == paper.threshold  # the paper's ANN schedule
+    assert full.evaluation.test_subset is None and full.evaluation.T_max == 256 == full.evaluation.report_T[-1]
+    # calibration over the whole surrogate schedule: kappa reaches 15 (from the 20th epoch on)
+    from negspike.calibrate import kappa_at
+
+    assert kappa_at(full.calibration.epochs - 1) == 15.0 and full.calibration.T == paper.calibration.T
+    assert full.cifar is None and "report" in full.chapters and "calibration" in full.chapters
+    assert quick.evaluation.seeds and not full.evaluation.seeds  # the seed spread is measured at quick's scale
 
 
 def write(tmp_path, monkeypatch, text):

@@ -28,7 +28,7 @@ from . import paper
 from .results import PROVENANCE
 from .stats import TWithin
 
-__all__ = ["VERDICTS", "ledger", "t_range", "verdict_at_most", "verdict_positive"]
+__all__ = ["VERDICTS", "ledger", "fashion_mnist_ledger", "side_by_side", "t_range", "verdict_at_most", "verdict_positive"]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not run")
 FASHION_MNIST_TEST = 10000  # images in Fashion-MNIST's test set, on which ann_acc_all_test is measured
@@ -85,16 +85,34 @@ def _reader(folder: Path) -> Callable[[str], pd.DataFrame | None]:
 def ledger(results: Path, profile: str, cifar_results: Path | None = None) -> pd.DataFrame:
     """The claims ledger of ``results`` (a ``results/<profile>`` folder); CIFAR-10 rows come
     from ``cifar_results`` (default: the same folder)."""
-    read = _reader(results)
     cifar_read = _reader(cifar_results or results)
-    rows = []
-    for claim in _FMNIST_CLAIMS:
-        rows.append(claim(read, profile))
+    rows = fashion_mnist_ledger(results, profile).to_dict("records")
     for model in ("vgg16", "resnet18"):
         rows += _cifar_claims(cifar_read, model, _record_text(Path(cifar_results or results)))
     table = pd.DataFrame(rows)
     assert set(table["verdict"]) <= set(VERDICTS)
     return table
+
+
+def fashion_mnist_ledger(results: Path, profile: str) -> pd.DataFrame:
+    """The ledger's Fashion-MNIST (Net4) rows, from ``results`` alone."""
+    read = _reader(results)
+    return pd.DataFrame([claim(read, profile) for claim in _FMNIST_CLAIMS])
+
+
+def side_by_side(ledgers: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Claims as rows and, for each profile of ``ledgers`` (name -> ledger), our number and its
+    verdict as columns, beside the paper's: the same claims measured at two scales."""
+    names = list(ledgers)
+    first = ledgers[names[0]]
+    out = first[["claim", "paper table", "paper"]].copy()
+    for name in names:
+        other = ledgers[name].set_index("claim")
+        if list(other.index) != list(first["claim"]):
+            raise ValueError(f"the ledger of {name!r} lists other claims than that of {names[0]!r}")
+        out[f"ours ({name})"] = list(other["ours"])
+        out[f"verdict ({name})"] = list(other["verdict"])
+    return out
 
 
 def _missing(claim, source, paper_text, command) -> dict:
@@ -135,7 +153,20 @@ def _calibrated_gap(read, profile) -> dict:
         why += "; the interval still includes 0.1, so noise could explain it"
     return _row(claim, src, paper_text, f"{_pct(r['snn_acc'])} vs ANN {_pct(r['ann_acc'])} (gap {100 * r['gap']:.2f})",
                 f"gap 95% interval [{100 * r['gap_low']:.2f}, {100 * r['gap_high']:.2f}] points, "
-                f"{int(r['test_images'])} images (paired)", verdict, why, profile)
+                f"{int(r['test_images'])} images (paired)" + _seed_spread_text(read("calibration_seed_spread"), 10),
+                verdict, why, profile)
+
+
+def _seed_spread_text(spread: pd.DataFrame | None, T: int, method: str = "cosine") -> str:
+    """``"; over 3 seeds the gap is ... (SD ...)"`` from a seed study's spread table, or ``""``."""
+    if spread is None or spread.empty:
+        return ""
+    r = spread[(spread["calibration"] == method) & (spread["T"] == T)]
+    if r.empty or int(r["seeds"].iloc[0]) < 2:
+        return ""
+    r = r.iloc[0]
+    return (f"; over {int(r['seeds'])} training seeds the gap is {100 * r['gap_min']:.2f} to {100 * r['gap_max']:.2f} "
+            f"(SD {100 * r['gap_std']:.2f})")
 
 
 def _t_claim(acc: pd.DataFrame | None, profile, claim, src, paper_text, fast_key, slow_keys, key_col) -> dict:

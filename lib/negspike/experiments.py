@@ -28,7 +28,7 @@ from .variance_penalty import bn_variance_penalty
 
 __all__ = ["sim_key", "max_threshold_label", "clipped_label", "calibrated_label", "simulation", "simulated",
            "conversion_baselines", "threshold_study", "OWN_METHODS", "study_methods", "study_calibration", "study_simulation",
-           "calibration_study", "cifar_study",
+           "calibration_study", "SEED_METHODS", "seed_study", "cifar_study",
            "CIFAR_METHODS", "ann_correct"]
 
 
@@ -50,16 +50,21 @@ def calibrated_label(th: ThresholdConfig, cal: CalibrationConfig) -> dict:
     return {"calibrated": asdict(cal), "threshold": asdict(th)}
 
 
-def sim_key(ann: ANNConfig, label: dict, test_subset: int | None, T_max: int) -> dict:
+def sim_key(ann: ANNConfig, label: dict, test_subset: int | None, T_max: int, images_seed: int | None = None) -> dict:
     """The cache key of a simulation (step ``"sim"``): the SNN (``label`` and its ANN), the test
-    images (``test_subset`` of the ANN's dataset, drawn with its seed) and the steps simulated."""
-    return {"label": label, "ann": asdict(ann), "test_subset": test_subset, "T_max": T_max}
+    images (``test_subset`` of the ANN's dataset, drawn with its seed or ``images_seed``) and the
+    steps simulated."""
+    key = {"label": label, "ann": asdict(ann), "test_subset": test_subset, "T_max": T_max}
+    if images_seed is not None and images_seed != ann.seed:  # the ANN's own draw keeps its older key
+        key["images_seed"] = images_seed
+    return key
 
 
 def simulation(ann: ANNConfig, label: dict, make_snn, test_subset: int | None, T_max: int,
-               progress: bool = True) -> dict:
+               progress: bool = True, images_seed: int | None = None) -> dict:
     """Simulate the SNN from ``make_snn()`` for ``T_max`` steps on the test images of ``ann``'s
-    dataset (``test_subset`` of them, drawn with its seed), cached under :func:`sim_key`.
+    dataset (``test_subset`` of them, drawn with ``images_seed``, default the ANN's seed), cached
+    under :func:`sim_key`.
 
     Returns ``{"acc": [accuracy at T=1..T_max], "correct": [T_max, images] bool (which
     images are right at each T, for matched comparisons), "layers": firing-rate records,
@@ -67,15 +72,18 @@ def simulation(ann: ANNConfig, label: dict, make_snn, test_subset: int | None, T
     """
 
     def build():
-        x, y = load_split(ann.dataset, "test", test_subset, ann.seed)
+        x, y = load_split(ann.dataset, "test", test_subset, ann.seed if images_seed is None else images_seed)
         return _simulate_record(make_snn(), x, y, T_max, progress)
 
-    return cached("sim", sim_key(ann, label, test_subset, T_max), build)
+    return cached("sim", sim_key(ann, label, test_subset, T_max, images_seed), build)
 
 
-def simulated(prof: Profile, label: dict, make_snn, T_max: int | None = None, progress: bool = True) -> dict:
-    """:func:`simulation` on the profile's test images, up to ``T_max`` (default: the profile's)."""
-    return simulation(prof.ann, label, make_snn, prof.evaluation.test_subset, T_max or prof.evaluation.T_max, progress)
+def simulated(prof: Profile, label: dict, make_snn, T_max: int | None = None, progress: bool = True,
+              images_seed: int | None = None) -> dict:
+    """:func:`simulation` on the profile's test images (or those drawn with ``images_seed``), up to
+    ``T_max`` (default: the profile's)."""
+    return simulation(prof.ann, label, make_snn, prof.evaluation.test_subset, T_max or prof.evaluation.T_max, progress,
+                      images_seed)
 
 
 def _simulate_record(snn, x, y, T_max: int, progress: bool) -> dict:
@@ -189,18 +197,59 @@ def study_calibration(prof: Profile, method: str) -> CalibrationConfig:
     return replace(cal, method="joint", weighting=method)
 
 
-def study_simulation(prof: Profile, method: str, progress: bool = True) -> tuple[dict, pd.DataFrame | None]:
+def study_simulation(prof: Profile, method: str, progress: bool = True,
+                     images_seed: int | None = None) -> tuple[dict, pd.DataFrame | None]:
     """The cached simulation of the SNN that :func:`calibration_study` names ``method`` (the
     clipped ANN converted, or also calibrated as :func:`study_calibration` says) and its
     calibration's loss history (None when not calibrated), so that every chapter showing
-    that SNN shares one cache entry."""
+    that SNN shares one cache entry. ``images_seed``: see :func:`simulation`."""
     cfg, th_cfg = prof.ann, prof.threshold
     cal = study_calibration(prof, method)
     if OWN_METHODS.get(method, method) == "none":
         make = lambda: converted_snn(cfg, th_cfg, cal.neuron, progress, cal.v_init)[1]  # noqa: E731
-        return simulated(prof, clipped_label(th_cfg, cal.neuron, cal.v_init), make, progress=progress), None
+        return simulated(prof, clipped_label(th_cfg, cal.neuron, cal.v_init), make, progress=progress,
+                         images_seed=images_seed), None
     snn, hist = calibrated_snn(cfg, th_cfg, cal, progress=progress)
-    return simulated(prof, calibrated_label(th_cfg, cal), lambda: snn, progress=progress), hist
+    return simulated(prof, calibrated_label(th_cfg, cal), lambda: snn, progress=progress, images_seed=images_seed), hist
+
+
+# The headline rows whose seed-to-seed spread seed_study measures: the converted SNN and the
+# paper's proposed calibration (joint, cosine weighting), each against its clipped ANN.
+SEED_METHODS = ("none", "cosine")
+
+
+def seed_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """The headline rows again for each seed of ``(prof.ann.seed, *prof.evaluation.seeds)``:
+    the ANN trained, threshold-optimised, converted and calibrated afresh with that seed
+    (training order, initialisation, calibration images), all evaluated on the profile's
+    test images, so that the spread between seeds is the training's alone.
+
+    Returns ``"runs"`` (per seed and method, the matched curve rows at ``report_T``),
+    ``"summary"`` (per seed and method, :func:`~negspike.matched.summary_row`) and
+    ``"spread"`` (per method and ``report_T``: mean, standard deviation, smallest and
+    largest over the seeds of the ANN's and the SNN's accuracy and of the gap, beside the
+    mean single-run standard error of the SNN's accuracy).
+    """
+    ev = prof.evaluation
+    seeds = (prof.ann.seed, *[s for s in ev.seeds if s != prof.ann.seed])
+    x, y = _test_set(prof)
+    runs, summary = [], []
+    for seed in seeds:
+        run = replace(prof, ann=replace(prof.ann, seed=seed))
+        clip, info = clipped_ann(run.ann, run.threshold, progress=progress)
+        right = correct_per_image(clip, x, y)
+        for method in SEED_METHODS:
+            sim, _ = study_simulation(run, method, progress, images_seed=prof.ann.seed)
+            labels = dict(seed=seed, calibration=method, ann_acc_all_test=info["test_acc"])
+            runs += [r for r in curve_rows(sim, right, **labels) if r["T"] in ev.report_T]
+            summary.append(summary_row(sim, right, ev.report_T, 0.001, **labels))
+    runs = pd.DataFrame(runs)
+    stats = {"ann_acc": "ann", "snn_acc": "snn", "gap": "gap"}
+    spread = runs.groupby(["calibration", "T"], sort=False).agg(
+        seeds=("seed", "nunique"),
+        **{f"{short}_{f}": (col, f) for col, short in stats.items() for f in ("mean", "std", "min", "max")},
+        snn_se_mean=("snn_se", "mean")).reset_index()
+    return {"runs": runs, "summary": pd.DataFrame(summary), "spread": spread}
 
 
 def calibration_study(prof: Profile, methods: tuple[str, ...] | None = None,

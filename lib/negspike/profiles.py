@@ -49,10 +49,15 @@ class EvalConfig:
     # The book's own neuron (negspike.tracking, not the paper's), converted and calibrated
     # beside the paper's in the calibration study and Table 1; null leaves it out.
     own_neuron: str | None = "tracking"
+    # Further ANN seeds for the seed-to-seed spread of the headline rows (negspike.experiments.seed_study):
+    # each trains, optimises thresholds and calibrates afresh, evaluated on the same test images.
+    seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.own_neuron is not None and self.own_neuron not in ("tracking", "pair"):
             raise ValueError(f"own_neuron={self.own_neuron!r}: choose 'tracking', 'pair' or null")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds={list(self.seeds)} must be distinct non-negative integers")
 
 
 @dataclass(frozen=True)

@@ -357,3 +357,34 @@ def results_text(prof: Profile, wide: pd.DataFrame, summary: pd.DataFrame, pairs
         + (f"One simulated test image is {100 / n_test:.2f} points, coarser than the 0.1-point criterion, so the "
            "smallest $T$ values above are indicative only." if n_test < 1000 else ""))
     return " ".join(text)
+
+
+def seed_table(spread: pd.DataFrame, runs: pd.DataFrame, Ts: Sequence[int]) -> pd.DataFrame:
+    """The seed-to-seed spread of :func:`~negspike.experiments.seed_study` at ``Ts``: each seed's
+    SNN accuracy, the mean and standard deviation over the seeds, and one run's standard error."""
+    rows = []
+    for r in spread[spread["T"].isin(Ts)].itertuples():
+        per_seed = runs[(runs["calibration"] == r.calibration) & (runs["T"] == r.T)].sort_values("seed")
+        rows.append({"calibration": METHOD_LABELS.get(r.calibration, r.calibration), "T": r.T, "seeds": r.seeds,
+                     "SNN (%) per seed": ", ".join(f"{100 * a:.2f}" for a in per_seed["snn_acc"]),
+                     "ANN (%) mean ± SD": f"{100 * r.ann_mean:.2f} ± {100 * r.ann_std:.2f}",
+                     "SNN (%) mean ± SD": f"{100 * r.snn_mean:.2f} ± {100 * r.snn_std:.2f}",
+                     "gap (points) mean ± SD": f"{100 * r.gap_mean:.2f} ± {100 * r.gap_std:.2f}",
+                     "gap range (points)": f"{100 * r.gap_min:.2f} to {100 * r.gap_max:.2f}",
+                     "one run's SE of the SNN (points)": f"{100 * r.snn_se_mean:.2f}"})
+    return pd.DataFrame(rows)
+
+
+def seed_text(spread: pd.DataFrame, T: int, method: str = "cosine") -> str:
+    """How far the seed moves the headline row (``method`` at ``T``), against one run's sampling error."""
+    r = spread[(spread["calibration"] == method) & (spread["T"] == T)].iloc[0]
+    ratio = r["snn_std"] / r["snn_se_mean"]
+    size = ("less than" if ratio < 0.67 else "about as much as" if ratio <= 1.5 else "more than")
+    return (f"Across {int(r['seeds'])} seeds (each trains, optimises the thresholds and calibrates afresh; all on the "
+            f"same test images) the SNN ({METHOD_LABELS.get(method, method)}) reaches {100 * r['snn_mean']:.2f}% at "
+            f"$T = {T}$ with a standard deviation of {100 * r['snn_std']:.2f} points, and its gap to its own ANN is "
+            f"{100 * r['gap_mean']:.2f} ± {100 * r['gap_std']:.2f} points (from {100 * r['gap_min']:.2f} to "
+            f"{100 * r['gap_max']:.2f}). One run's standard error on these images is {100 * r['snn_se_mean']:.2f} "
+            f"points, so the seed moves the accuracy {size} the choice of test images does"
+            + ("; a single seed's difference of a few tenths of a point between methods says little on its own."
+               if ratio > 0.67 else "."))
