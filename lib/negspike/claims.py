@@ -104,6 +104,8 @@ def side_by_side(ledgers: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Claims as rows and, for each profile of ``ledgers`` (name -> ledger), our number and its
     verdict as columns, beside the paper's: the same claims measured at two scales."""
     names = list(ledgers)
+    if not names:
+        raise ValueError("side_by_side needs at least one ledger")
     first = ledgers[names[0]]
     out = first[["claim", "paper table", "paper"]].copy()
     for name in names:

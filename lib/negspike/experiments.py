@@ -222,7 +222,9 @@ def seed_study(prof: Profile, progress: bool = True) -> dict[str, pd.DataFrame]:
     """The headline rows again for each seed of ``(prof.ann.seed, *prof.evaluation.seeds)``:
     the ANN trained, threshold-optimised, converted and calibrated afresh with that seed
     (training order, initialisation, calibration images), all evaluated on the profile's
-    test images, so that the spread between seeds is the training's alone.
+    test images, so that the spread between seeds is the training's alone. A run seeds its
+    stages with ``seed`` to ``seed + 3`` (and draws ``train_subset`` with ``seed``), so
+    seeds closer than 4 apart would share random streams between stages.
 
     Returns ``"runs"`` (per seed and method, the matched curve rows at ``report_T``),
     ``"summary"`` (per seed and method, :func:`~negspike.matched.summary_row`) and

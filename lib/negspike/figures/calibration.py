@@ -359,6 +359,11 @@ def results_text(prof: Profile, wide: pd.DataFrame, summary: pd.DataFrame, pairs
     return " ".join(text)
 
 
+def _mean_sd(mean: float, sd: float) -> str:
+    """``'92.10 ± 0.31'`` in percent or points; the SD is a dash for a single seed."""
+    return f"{100 * mean:.2f} ± " + ("–" if pd.isna(sd) else f"{100 * sd:.2f}")
+
+
 def seed_table(spread: pd.DataFrame, runs: pd.DataFrame, Ts: Sequence[int]) -> pd.DataFrame:
     """The seed-to-seed spread of :func:`~negspike.experiments.seed_study` at ``Ts``: each seed's
     SNN accuracy, the mean and standard deviation over the seeds, and one run's standard error."""
@@ -367,24 +372,32 @@ def seed_table(spread: pd.DataFrame, runs: pd.DataFrame, Ts: Sequence[int]) -> p
         per_seed = runs[(runs["calibration"] == r.calibration) & (runs["T"] == r.T)].sort_values("seed")
         rows.append({"calibration": METHOD_LABELS.get(r.calibration, r.calibration), "T": r.T, "seeds": r.seeds,
                      "SNN (%) per seed": ", ".join(f"{100 * a:.2f}" for a in per_seed["snn_acc"]),
-                     "ANN (%) mean ± SD": f"{100 * r.ann_mean:.2f} ± {100 * r.ann_std:.2f}",
-                     "SNN (%) mean ± SD": f"{100 * r.snn_mean:.2f} ± {100 * r.snn_std:.2f}",
-                     "gap (points) mean ± SD": f"{100 * r.gap_mean:.2f} ± {100 * r.gap_std:.2f}",
+                     "ANN (%) mean ± SD": _mean_sd(r.ann_mean, r.ann_std),
+                     "SNN (%) mean ± SD": _mean_sd(r.snn_mean, r.snn_std),
+                     "gap (points) mean ± SD": _mean_sd(r.gap_mean, r.gap_std),
                      "gap range (points)": f"{100 * r.gap_min:.2f} to {100 * r.gap_max:.2f}",
                      "one run's SE of the SNN (points)": f"{100 * r.snn_se_mean:.2f}"})
     return pd.DataFrame(rows)
 
 
-def seed_text(spread: pd.DataFrame, T: int, method: str = "cosine") -> str:
-    """How far the seed moves the headline row (``method`` at ``T``), against one run's sampling error."""
+def seed_text(spread: pd.DataFrame, runs: pd.DataFrame, T: int, method: str = "cosine", base: str = "none") -> str:
+    """How far the seed moves the headline row (``method`` at ``T``), against one run's sampling
+    error, and the gain of ``method`` over ``base`` seed by seed."""
     r = spread[(spread["calibration"] == method) & (spread["T"] == T)].iloc[0]
+    n = int(r["seeds"])
+    if n < 2:
+        return "Only one seed was run, so the seed-to-seed spread is not measured here (profile key `evaluation.seeds`)."
     ratio = r["snn_std"] / r["snn_se_mean"]
     size = ("less than" if ratio < 0.67 else "about as much as" if ratio <= 1.5 else "more than")
-    return (f"Across {int(r['seeds'])} seeds (each trains, optimises the thresholds and calibrates afresh; all on the "
-            f"same test images) the SNN ({METHOD_LABELS.get(method, method)}) reaches {100 * r['snn_mean']:.2f}% at "
-            f"$T = {T}$ with a standard deviation of {100 * r['snn_std']:.2f} points, and its gap to its own ANN is "
+    at_T = runs[runs["T"] == T].pivot(index="seed", columns="calibration", values="snn_acc")
+    gains = (at_T[method] - at_T[base]).sort_index()
+    return (f"Across {n} seeds (each trains, optimises the thresholds and calibrates afresh; all on the same test "
+            f"images) the SNN ({METHOD_LABELS.get(method, method)}) reaches {100 * r['snn_mean']:.2f}% at $T = {T}$ "
+            f"with a standard deviation of {100 * r['snn_std']:.2f} points, and its gap to its own ANN is "
             f"{100 * r['gap_mean']:.2f} ± {100 * r['gap_std']:.2f} points (from {100 * r['gap_min']:.2f} to "
             f"{100 * r['gap_max']:.2f}). One run's standard error on these images is {100 * r['snn_se_mean']:.2f} "
-            f"points, so the seed moves the accuracy {size} the choice of test images does"
-            + ("; a single seed's difference of a few tenths of a point between methods says little on its own."
-               if ratio > 0.67 else "."))
+            f"points, so the seed moves the accuracy {size} the choice of test images does; with {n} seeds a "
+            f"standard deviation is itself uncertain by about {100 / (2 * (n - 1)) ** 0.5:.0f}%, so read this as an "
+            f"order of magnitude. Seed by seed, {METHOD_LABELS.get(method, method)} minus "
+            f"{METHOD_LABELS.get(base, base)} at $T = {T}$ (same images): "
+            + ", ".join(f"{100 * g:+.2f}" for g in gains) + " points.")
