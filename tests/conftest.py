@@ -16,3 +16,10 @@ def toy_step(monkeypatch):
     monkeypatch.setitem(cache.STEP_CODE, "step", ())
     yield "step"
     cache._forget_code_versions()
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory):
+    """One step cache for the tests that run the studies on test_reliability.TINY, so that
+    each trains the tiny pipeline once (the cache keys name every setting, so they cannot mix)."""
+    return tmp_path_factory.mktemp("tiny-cache")

@@ -17,13 +17,13 @@ from test_reliability import TINY
 
 
 @pytest.fixture(scope="module")
-def tables(tmp_path_factory):
+def tables(tmp_path_factory, tiny_cache):
     tmp = tmp_path_factory.mktemp("matched")
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(TINY))
     prof = load_profile(path)
     old = cache.CACHE_DIR
-    cache.CACHE_DIR = tmp / "cache"
+    cache.CACHE_DIR = tiny_cache
     try:
         out = {f"threshold_{k}": v for k, v in threshold_study(prof, progress=False).items()}
         out.update({f"calibration_{k}": v for k, v in

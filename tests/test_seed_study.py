@@ -17,13 +17,13 @@ from test_reliability import TINY
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
+def study(tmp_path_factory, tiny_cache):
     tmp = tmp_path_factory.mktemp("seeds")
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump({**TINY, "evaluation": {**TINY["evaluation"], "seeds": [3]}}))
     prof = load_profile(path)
     old = cache.CACHE_DIR
-    cache.CACHE_DIR = tmp / "cache"
+    cache.CACHE_DIR = tiny_cache
     try:
         out = seed_study(prof, progress=False)
         base = calibration_study(prof, methods=("none", "cosine"), progress=False)["snn_acc"]
